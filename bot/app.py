@@ -1,0 +1,161 @@
+"""Composition root: builds every long-lived object under one `async with` and closes them in
+reverse order. Nothing else creates clients; no client exists at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import aiohttp
+
+from bot.config import Settings
+from bot.sources_file import load_sources_toml
+from jobs.briefing import BriefingConfig, build_briefing
+from jobs.briefing_model import Briefing
+from jobs.fetch import Fetcher
+from jobs.llm import LLM
+from jobs.parse_pool import ParsePool
+from jobs.poll import PollConfig, PollReport, Progress, poll_sources
+from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
+from storage.db import Database
+from storage.migrate import upgrade_to_head
+from storage.sources import add_missing_sources, list_sources
+from storage.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class App:
+    settings: Settings
+    db: Database
+    taxonomy: Taxonomy
+    fetcher: Fetcher | None = None
+    parser: ParsePool | None = None
+    llm: LLM | None = None
+
+    @property
+    def poll_config(self) -> PollConfig:
+        return PollConfig(interval=timedelta(minutes=self.settings.poll_interval))
+
+    @property
+    def summarize_config(self) -> SummarizeConfig:
+        return SummarizeConfig(
+            max_article_tokens=self.settings.max_article_tokens,
+            max_output_tokens=self.settings.max_output_tokens,
+        )
+
+    @property
+    def briefing_config(self) -> BriefingConfig:
+        return BriefingConfig(
+            tz=self.settings.tz,
+            briefing_time=self.settings.briefing_time,
+            size=self.settings.briefing_size,
+            max_output_tokens=self.settings.max_output_tokens,
+        )
+
+    def require_fetching(self) -> tuple[Fetcher, ParsePool]:
+        if self.fetcher is None or self.parser is None:
+            raise RuntimeError("app opened without fetching")
+        return self.fetcher, self.parser
+
+
+async def open_database(settings: Settings) -> Database:
+    """Engine plus schema: migrations run on every start-up (a no-op when current)."""
+    db = Database(settings.database_url)
+    await asyncio.to_thread(upgrade_to_head, db.engine)
+    return db
+
+
+@asynccontextmanager
+async def open_app(
+    settings: Settings, *, fetching: bool = False, llm: bool = False, seed: bool = True
+) -> AsyncIterator[App]:
+    """Open what a command needs. `fetching` adds the HTTP session and the parser pool; `llm`
+    adds the OpenAI client when a key is configured."""
+    async with AsyncExitStack() as stack:
+        taxonomy = Taxonomy.load(settings.categories_file)
+        db = await open_database(settings)
+        stack.callback(db.dispose)
+        app = App(settings=settings, db=db, taxonomy=taxonomy)
+        if seed and settings.sources_file.exists() and not await db.run(list_sources):
+            specs = load_sources_toml(settings.sources_file, taxonomy)
+            added = await db.run(add_missing_sources, specs=specs)
+            log.info(
+                "sources seeded", extra={"file": str(settings.sources_file), "added": len(added)}
+            )
+        if fetching:
+            connector = aiohttp.TCPConnector(
+                limit=settings.poll_concurrency,
+                limit_per_host=settings.poll_per_host,
+                ttl_dns_cache=300,
+            )
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=connector,
+                    headers={"User-Agent": settings.user_agent},
+                    auto_decompress=True,
+                )
+            )
+            app.fetcher = Fetcher(
+                session, timeout=settings.fetch_timeout, max_bytes=settings.max_feed_bytes
+            )
+            app.parser = await stack.enter_async_context(ParsePool(settings.parse_workers))
+        if llm and settings.openai_api_key is not None:
+            app.llm = await stack.enter_async_context(_openai(settings, db))
+        yield app
+
+
+@asynccontextmanager
+async def _openai(settings: Settings, db: Database) -> AsyncIterator[LLM]:
+    from openai import AsyncOpenAI
+
+    from bot.llm import OpenAIChat, TokenBudget
+    from bot.tokens import load_counter
+
+    assert settings.openai_api_key is not None
+    client = AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+    )
+    counter = await asyncio.to_thread(
+        load_counter, settings.model, settings.tiktoken_cache_dir or settings.var_dir / "tiktoken"
+    )
+    budget = TokenBudget(db=db, daily_limit=settings.daily_token_budget, tz=settings.tz)
+    try:
+        yield OpenAIChat(client=client, model=settings.model, tokens=counter, budget=budget)
+    finally:
+        await client.close()
+
+
+async def poll_once(
+    app: App, *, force: bool = False, progress: Progress | None = None
+) -> PollReport:
+    fetcher, parser = app.require_fetching()
+    return await poll_sources(
+        db=app.db,
+        fetcher=fetcher,
+        parser=parser,
+        config=app.poll_config,
+        force=force,
+        on_source_done=progress,
+    )
+
+
+async def summarize_pending(app: App, *, progress: Progress | None = None) -> SummarizeReport:
+    summarizer = Summarizer(
+        db=app.db, taxonomy=app.taxonomy, config=app.summarize_config, llm=app.llm
+    )
+    return await summarizer.run(progress)
+
+
+async def briefing_for(app: App, day: date) -> Briefing:
+    return await build_briefing(
+        db=app.db, day=day, config=app.briefing_config, taxonomy=app.taxonomy, llm=app.llm
+    )

@@ -1,0 +1,350 @@
+"""The `ainews` command line. Output for people goes to stderr (progress, what happened); stdout
+carries only the requested document or JSON, so it can be piped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.logs import configure_logging
+
+T = TypeVar("T")
+log = logging.getLogger("ainews")
+err = Console(stderr=True, highlight=False)
+
+cli = typer.Typer(
+    name="ainews",
+    help="AI news for your team: poll feeds, summarise in Japanese, post a daily briefing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sources_cli = typer.Typer(help="Manage the feeds ainews polls.", no_args_is_help=True)
+cli.add_typer(sources_cli, name="sources")
+
+
+class OutputFormat(StrEnum):
+    markdown = "markdown"
+    json = "json"
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        err.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; turn known operator errors into one line and exit 1."""
+    from bot.sources_file import SourcesFileError
+    from storage.taxonomy import TaxonomyError
+
+    try:
+        return asyncio.run(coro)
+    except (SourcesFileError, TaxonomyError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr (hidden when stderr is not a terminal); yields `advance`."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda: progress.advance(task)
+
+
+# ── the bot ──────────────────────────────────────────────────────────────────────────────────
+
+
+@cli.command("run")
+def run_command() -> None:
+    """Run the bot: poll on schedule, summarise, post the daily briefing."""
+    settings = settings_or_exit()
+
+    async def main() -> None:
+        from bot.app import open_app
+        from bot.scheduler import run_bot
+
+        async with open_app(settings, fetching=True, llm=True) as app:
+            await run_bot(app)
+
+    run(main())
+
+
+@cli.command()
+def demo(
+    day: Annotated[
+        str | None, typer.Option("--date", help="Briefing day (default: the newest)")
+    ] = None,
+) -> None:
+    """Run the whole cycle offline on the bundled sample feeds and print the briefing."""
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        from bot.demo.run import run_demo
+        from bot.render.markdown import render_briefing
+
+        err.print("[bold]ainews demo[/] — local feed server → poll → summarise → briefing")
+        result = await run_demo(settings, day=_parse_day(day) if day else None)
+        poll, summaries = result.poll, result.summaries
+        err.print(
+            f"polled {poll.sources} sources: {poll.new} new articles, {poll.failed} failed; "
+            f"summarised {summaries.total} (extractive, no API key needed)"
+        )
+        return render_briefing(result.briefing)
+
+    typer.echo(run(main()), nl=False)
+
+
+# ── jobs run once ────────────────────────────────────────────────────────────────────────────
+
+
+@cli.command()
+def poll(
+    as_json: Annotated[bool, typer.Option("--json", help="Print counts as JSON")] = False,
+    force: Annotated[bool, typer.Option(help="Poll every enabled source, due or not")] = False,
+) -> None:
+    """One pass over the due sources."""
+    settings = settings_or_exit()
+
+    async def main() -> dict[str, Any]:
+        from bot.app import open_app, poll_once
+        from storage.clock import utcnow
+        from storage.sources import due_sources
+
+        async with open_app(settings, fetching=True) as app:
+            due = len(await app.db.run(due_sources, now=utcnow(), force=force))
+            with progress_bar("polling", due) as advance:
+                report = await poll_once(app, force=force, progress=advance)
+        return report.as_dict()
+
+    report = run(main())
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    err.print(
+        f"{report['sources']} sources polled: {report['new']} new articles, "
+        f"{report['not_modified']} not modified, {report['failed']} failed"
+    )
+    for error in report["errors"]:
+        err.print(f"  [yellow]{error['source']}[/] ({error['url']}): {error['error']}")
+
+
+@cli.command()
+def summarize(
+    as_json: Annotated[bool, typer.Option("--json", help="Print counts as JSON")] = False,
+) -> None:
+    """Summarise the articles that have no summary yet."""
+    settings = settings_or_exit()
+
+    async def main() -> dict[str, int]:
+        from bot.app import open_app, summarize_pending
+        from storage.articles import count_unsummarised
+
+        async with open_app(settings, llm=True) as app:
+            if app.llm is None:
+                err.print("OPENAI_API_KEY is not set: using the extractive summariser（自動抽出）")
+            pending = await app.db.run(count_unsummarised)
+            with progress_bar("summarising", pending) as advance:
+                report = await summarize_pending(app, progress=advance)
+        return report.as_dict()
+
+    report = run(main())
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        err.print(
+            f"{report['summarized']} summarised: {report['llm']} by the model, "
+            f"{report['extractive']} extractive, {report['cached']} from cache"
+        )
+
+
+@cli.command()
+def digest(
+    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today)")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.markdown,
+) -> None:
+    """Render the briefing of a day from what is stored."""
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        from bot.app import briefing_for, open_app
+        from bot.render.markdown import render_briefing
+
+        wanted = _parse_day(day) if day else datetime.now(settings.tz).date()
+        async with open_app(settings, llm=True) as app:
+            briefing = await briefing_for(app, wanted)
+        if fmt is OutputFormat.json:
+            return json.dumps(asdict(briefing), ensure_ascii=False, default=str, indent=2) + "\n"
+        return render_briefing(briefing)
+
+    typer.echo(run(main()), nl=False)
+
+
+# ── sources ──────────────────────────────────────────────────────────────────────────────────
+
+
+@sources_cli.command("list")
+def sources_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show every source with its polling state."""
+    settings = settings_or_exit()
+
+    async def main() -> list[dict[str, Any]]:
+        from bot.app import open_app
+        from storage.sources import list_sources
+
+        async with open_app(settings) as app:
+            return [s.model_dump(mode="json") for s in await app.db.run(list_sources)]
+
+    rows = run(main())
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table("id", "name", "category", "url", "last poll", "errors")
+    for row in rows:
+        status = "never" if row["last_polled_at"] is None else str(row["last_status"] or "")
+        error = f"{row['error_count']}× {row['last_error']}" if row["last_error"] else ""
+        table.add_row(str(row["id"]), row["name"], row["category"], row["url"], status, error)
+    Console().print(table)
+
+
+@sources_cli.command("add")
+def sources_add(
+    url: str,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the URL)")] = None,
+    category: Annotated[str | None, typer.Option(help="Default category slug")] = None,
+    language: Annotated[str, typer.Option(help="ja or en")] = "en",
+) -> None:
+    """Add a feed (operator-trusted: any URL, including 127.0.0.1)."""
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        from bot.app import open_app
+        from storage.sources import SourceSpec, add_missing_sources
+
+        async with open_app(settings) as app:
+            slug = _category_or_exit(app.taxonomy, category)
+            spec = SourceSpec(url=url, name=name or url, category=slug, language=language)
+            added = await app.db.run(add_missing_sources, specs=[spec])
+        return f"added {url}" if added else f"{url} is already a source"
+
+    err.print(run(main()))
+
+
+@sources_cli.command("remove")
+def sources_remove(url_or_id: str) -> None:
+    """Remove a source (by URL or id) and its articles."""
+    settings = settings_or_exit()
+
+    async def main() -> bool:
+        from bot.app import open_app
+        from storage.sources import remove_source_by
+
+        async with open_app(settings) as app:
+            return await app.db.run(remove_source_by, url_or_id=url_or_id)
+
+    if not run(main()):
+        err.print(f"[red]no source matches {url_or_id!r}[/] (see `ainews sources list`)")
+        raise typer.Exit(1)
+    err.print(f"removed {url_or_id}")
+
+
+@sources_cli.command("import")
+def sources_import(path: Path) -> None:
+    """Import feeds from an OPML file."""
+    settings = settings_or_exit()
+
+    async def main(data: bytes) -> tuple[int, int]:
+        from bot.app import open_app
+        from bot.sources_file import parse_opml
+        from storage.sources import add_missing_sources
+
+        async with open_app(settings) as app:
+            specs = parse_opml(data, app.taxonomy, app.taxonomy.slugs[0])
+            added = await app.db.run(add_missing_sources, specs=specs)
+        return len(added), len(specs)
+
+    if not path.is_file():
+        err.print(f"[red]no such file:[/] {path}")
+        raise typer.Exit(1)
+    added, total = run(main(path.read_bytes()))
+    err.print(f"imported {added} new sources ({total - added} already present)")
+
+
+@sources_cli.command("export")
+def sources_export() -> None:
+    """Print every source as OPML."""
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        from bot.app import open_app
+        from bot.sources_file import render_opml
+        from storage.sources import SourceSpec, list_sources
+
+        async with open_app(settings) as app:
+            specs = [
+                SourceSpec(url=s.url, name=s.name, category=s.category, language=s.language)
+                for s in await app.db.run(list_sources)
+            ]
+            return render_opml(specs, app.taxonomy)
+
+    typer.echo(run(main()), nl=False)
+
+
+# ── helpers ──────────────────────────────────────────────────────────────────────────────────
+
+
+def _parse_day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[red]--date:[/] expected YYYY-MM-DD, got {value!r}")
+        raise typer.Exit(2) from None
+
+
+def _category_or_exit(taxonomy: Any, name: str | None) -> str:
+    if name is None:
+        return str(taxonomy.slugs[0])
+    category = taxonomy.resolve(name)
+    if category is None:
+        err.print(f"[red]unknown category {name!r}[/]; one of: {', '.join(taxonomy.slugs)}")
+        raise typer.Exit(2)
+    return str(category.slug)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

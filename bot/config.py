@@ -1,0 +1,137 @@
+"""Settings: the only place that reads the environment.
+
+One `Settings` instance is built at start-up (`load_settings`) and passed down; tests build their
+own. A bad value stops start-up with one line that names the variable (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR_DIR = Path("var")
+
+
+class SettingsError(Exception):
+    """A configuration problem, worded for an operator: one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of ainews. Field names map to the environment variables in `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_VAR_DIR / 'ainews.sqlite3'}", alias="DATABASE_URL"
+    )
+    var_dir: Path = Field(default=DEFAULT_VAR_DIR, alias="AINEWS_VAR_DIR")
+
+    openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
+    model: str = Field(default="gpt-4o-mini", alias="AINEWS_MODEL")
+    llm_timeout: float = Field(default=60.0, gt=0, alias="AINEWS_LLM_TIMEOUT")
+    llm_max_retries: int = Field(default=4, ge=0, le=10, alias="AINEWS_LLM_MAX_RETRIES")
+
+    language: Literal["ja", "en"] = Field(default="ja", alias="AINEWS_LANGUAGE")
+    timezone: str = Field(default="Asia/Tokyo", alias="AINEWS_TIMEZONE")
+    briefing_time: time = Field(default=time(8, 30), alias="AINEWS_BRIEFING_TIME")
+    briefing_size: int = Field(default=20, ge=1, le=100, alias="AINEWS_BRIEFING_SIZE")
+
+    poll_interval: int = Field(default=30, ge=1, le=24 * 60, alias="AINEWS_POLL_INTERVAL")
+    poll_concurrency: int = Field(default=32, ge=1, le=1000, alias="AINEWS_POLL_CONCURRENCY")
+    poll_per_host: int = Field(default=4, ge=1, le=100, alias="AINEWS_POLL_PER_HOST")
+    fetch_timeout: float = Field(default=20.0, gt=0, alias="AINEWS_FETCH_TIMEOUT")
+    max_feed_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, alias="AINEWS_MAX_FEED_BYTES")
+    parse_workers: int = Field(default=0, ge=0, le=64, alias="AINEWS_PARSE_WORKERS")
+    user_agent: str = Field(
+        default="ainews/0.1 (+https://github.com/ainews-bot/ainews)", alias="AINEWS_USER_AGENT"
+    )
+
+    max_article_tokens: int = Field(default=3000, ge=100, alias="AINEWS_MAX_ARTICLE_TOKENS")
+    max_output_tokens: int = Field(default=800, ge=100, alias="AINEWS_MAX_OUTPUT_TOKENS")
+    daily_token_budget: int = Field(default=500_000, ge=0, alias="AINEWS_DAILY_TOKEN_BUDGET")
+
+    sources_file: Path = Field(
+        default=PROJECT_ROOT / "config" / "sources.toml", alias="AINEWS_SOURCES_FILE"
+    )
+    categories_file: Path = Field(
+        default=PROJECT_ROOT / "config" / "categories.toml", alias="AINEWS_CATEGORIES_FILE"
+    )
+    tiktoken_cache_dir: Path | None = Field(default=None, alias="TIKTOKEN_CACHE_DIR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", alias="AINEWS_LOG_LEVEL"
+    )
+    log_format: Literal["text", "json"] = Field(default="text", alias="AINEWS_LOG_FORMAT")
+
+    @field_validator("briefing_time", mode="before")
+    @classmethod
+    def _parse_hhmm(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+            if not match:
+                raise ValueError(f"expected HH:MM (24-hour), got {value!r}")
+            return time(int(match.group(1)), int(match.group(2)))
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
+
+    @field_validator("openai_base_url", "openai_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def llm_enabled(self) -> bool:
+        return self.openai_api_key is not None
+
+    @property
+    def briefings_dir(self) -> Path:
+        return self.var_dir / "briefings"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment and `.env`, or raise `SettingsError` in one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    loc = error.get("loc") or ("?",)
+    name = str(loc[0])
+    field = Settings.model_fields.get(name)
+    variable = field.alias if field is not None and field.alias else name.upper()
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{variable}: {message}"

@@ -1,0 +1,139 @@
+"""The OpenAI client behind `jobs.llm.LLM`: structured JSON output, retries, token budget.
+
+Retries on 429/5xx and timeouts are the `openai` package's own (exponential back-off that honours
+Retry-After); we set how many. What it cannot know is our budget: every prompt is counted with
+tiktoken before the call, and a call that could push the day over `AINEWS_DAILY_TOKEN_BUDGET`
+(prompt plus the maximum output) is refused with `BudgetExhausted`, so callers fall back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from jobs.llm import BudgetExhausted, InvalidOutput, LLMError, LLMReply, TokenCounter
+from storage.db import Database
+from storage.usage import record_usage, tokens_used_on
+
+log = logging.getLogger(__name__)
+
+# Chat framing adds a few tokens per message beyond their text.
+MESSAGE_OVERHEAD_TOKENS = 8
+
+
+class TokenBudget:
+    """The day's allowance, shared by every call of this process. Reservations are taken under
+    a lock so concurrent calls cannot overspend together; the actual usage is stored."""
+
+    def __init__(self, *, db: Database, daily_limit: int, tz: tzinfo) -> None:
+        self.db = db
+        self.daily_limit = daily_limit
+        self.tz = tz
+        self._lock = asyncio.Lock()
+        self._reserved = 0
+
+    def today(self) -> date:
+        return datetime.now(self.tz).date()
+
+    async def reserve(self, tokens: int) -> None:
+        async with self._lock:
+            used = await self.db.run(tokens_used_on, day=self.today())
+            if used + self._reserved + tokens > self.daily_limit:
+                raise BudgetExhausted(
+                    f"daily token budget spent ({used} of {self.daily_limit} used)"
+                )
+            self._reserved += tokens
+
+    async def settle(
+        self, *, reserved: int, model: str, purpose: str, prompt: int, completion: int
+    ) -> None:
+        async with self._lock:
+            self._reserved -= reserved
+        if prompt or completion:
+            await self.db.run(
+                record_usage,
+                day=self.today(),
+                model=model,
+                purpose=purpose,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+            )
+
+
+class OpenAIChat:
+    """`jobs.llm.LLM` over the Chat Completions API with a JSON-schema response format."""
+
+    def __init__(
+        self, *, client: AsyncOpenAI, model: str, tokens: TokenCounter, budget: TokenBudget
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.tokens = tokens
+        self.budget = budget
+
+    def prompt_tokens(self, system: str, user: str) -> int:
+        return self.tokens.count(system) + self.tokens.count(user) + 2 * MESSAGE_OVERHEAD_TOKENS
+
+    async def complete_json(
+        self,
+        *,
+        purpose: str,
+        system: str,
+        user: str,
+        schema_name: str,
+        schema: dict[str, Any],
+        max_output_tokens: int,
+    ) -> LLMReply:
+        counted = self.prompt_tokens(system, user)
+        reserved = counted + max_output_tokens
+        await self.budget.reserve(reserved)
+        prompt_used = completion_used = 0
+        try:
+            response = await self.client.chat.completions.create(
+                model=self.model,
+                messages=[
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": user},
+                ],
+                max_completion_tokens=max_output_tokens,
+                temperature=0.2,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+                },
+            )
+            usage = response.usage
+            prompt_used = usage.prompt_tokens if usage else counted
+            completion_used = usage.completion_tokens if usage else 0
+        except openai.APIError as exc:
+            raise LLMError(f"OpenAI API error: {_describe(exc)}") from exc
+        finally:
+            await self.budget.settle(
+                reserved=reserved,
+                model=self.model,
+                purpose=purpose,
+                prompt=prompt_used,
+                completion=completion_used,
+            )
+        choice = response.choices[0] if response.choices else None
+        content = choice.message.content if choice else None
+        if not content:
+            raise InvalidOutput("empty reply")
+        try:
+            data = json.loads(content)
+        except json.JSONDecodeError as exc:
+            raise InvalidOutput(f"reply is not JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise InvalidOutput("reply is not a JSON object")
+        return LLMReply(data=data, prompt_tokens=prompt_used, completion_tokens=completion_used)
+
+
+def _describe(exc: openai.APIError) -> str:
+    status = getattr(exc, "status_code", None)
+    return f"{type(exc).__name__}{f' {status}' if status else ''}"

@@ -1,0 +1,48 @@
+"""The console adapter: with no chat token configured, the briefing goes to stdout and to
+`var/briefings/YYYY-MM-DD.md`, claimed in the database like any other destination so a restart
+does not print it twice."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bot.render.markdown import render_briefing
+from jobs.briefing_model import Briefing
+from storage.briefings import claim_briefing, mark_posted
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+DESTINATION = "console"
+
+
+class ConsolePublisher:
+    def __init__(self, *, db: Database, directory: Path, out: TextIO | None = None) -> None:
+        self.db = db
+        self.directory = directory
+        self.out = out or sys.stdout
+
+    async def publish(self, briefing: Briefing) -> bool:
+        """Write and print the briefing; False when it was already published."""
+        claim = await self.db.run(claim_briefing, day=briefing.day, destination=DESTINATION)
+        if claim is None:
+            log.info("briefing already published", extra={"day": str(briefing.day)})
+            return False
+        markdown = render_briefing(briefing)
+        path = self.write(briefing, markdown)
+        self.out.write(markdown)
+        self.out.flush()
+        await self.db.run(mark_posted, briefing_id=claim.id, parent_ref=str(path))
+        log.info("briefing published", extra={"day": str(briefing.day), "path": str(path)})
+        return True
+
+    def write(self, briefing: Briefing, markdown: str) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{briefing.day.isoformat()}.md"
+        partial = path.with_suffix(".md.partial")
+        partial.write_text(markdown, encoding="utf-8")
+        partial.replace(path)
+        return path

@@ -1,0 +1,265 @@
+"""The summarize job: every stored article gets exactly one summary.
+
+Order of preference per article: a cached summary of identical content (same content hash,
+model and prompt version: nothing is summarised twice), the LLM (one article per call, so facts
+cannot cross between articles, then checked by `grounding`; one re-ask on failure), and the
+extractive fallback when there is no key, the budget is spent or the model keeps failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from jobs.extractive import EXTRACTIVE_MODEL, EXTRACTIVE_VERSION, summarize_extractively
+from jobs.grounding import grounding_problems
+from jobs.llm import LLM, BudgetExhausted, LLMError
+from jobs.prompts import SUMMARY_PROMPT_VERSION, summary_prompt, summary_schema
+from jobs.text import shorten
+from storage.articles import articles_without_summary, story_sizes
+from storage.db import Database
+from storage.models import Article, Source, Summary
+from storage.summaries import cached_summary, save_summary
+from storage.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SummarizeConfig:
+    max_article_tokens: int
+    max_output_tokens: int
+    concurrency: int = 4
+
+
+@dataclass(slots=True)
+class SummarizeReport:
+    llm: int = 0
+    extractive: int = 0
+    cached: int = 0
+    regrounded: int = 0
+    fallbacks: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.llm + self.extractive + self.cached
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "summarized": self.total,
+            "llm": self.llm,
+            "extractive": self.extractive,
+            "cached": self.cached,
+            "regrounded": self.regrounded,
+            "fallbacks": self.fallbacks,
+        }
+
+
+class SummaryDraft(BaseModel):
+    """The model's JSON, validated before anything is stored."""
+
+    title_ja: str = Field(min_length=1, max_length=300)
+    overview: str = Field(min_length=1, max_length=1500)
+    points: list[str] = Field(min_length=3)
+    why_important: str = Field(min_length=1, max_length=1000)
+    keywords: list[str] = Field(min_length=1)
+    category: str
+    importance: int = Field(ge=1, le=3)
+
+    @field_validator("points")
+    @classmethod
+    def _three(cls, points: list[str]) -> list[str]:
+        points = [p.strip() for p in points if p.strip()]
+        if len(points) < 3:
+            raise ValueError("need three points")
+        return points[:3]
+
+    def texts(self) -> list[str]:
+        return [self.title_ja, self.overview, *self.points, self.why_important, *self.keywords]
+
+
+class Summarizer:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        taxonomy: Taxonomy,
+        config: SummarizeConfig,
+        llm: LLM | None,
+    ) -> None:
+        self.db = db
+        self.taxonomy = taxonomy
+        self.config = config
+        self.llm = llm
+        self._budget_spent = False
+
+    @property
+    def model(self) -> str:
+        return self.llm.model if self.llm else EXTRACTIVE_MODEL
+
+    @property
+    def prompt_version(self) -> str:
+        return SUMMARY_PROMPT_VERSION if self.llm else EXTRACTIVE_VERSION
+
+    async def run(self, on_article_done: Callable[[], None] | None = None) -> SummarizeReport:
+        """Summarise every pending article, in batches, `concurrency` model calls at a time."""
+        report = SummarizeReport()
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(article: Article, source: Source, story_size: int) -> None:
+            async with gate:
+                await self._summarize_one(article, source, story_size, report)
+            if on_article_done is not None:
+                on_article_done()
+
+        while True:
+            pending = await self.db.run(articles_without_summary, limit=BATCH)
+            if not pending:
+                break
+            sizes = await self.db.run(
+                story_sizes, story_ids={a.story_id for a, _ in pending if a.story_id}
+            )
+            await asyncio.gather(*(one(a, s, sizes.get(a.story_id or -1, 1)) for a, s in pending))
+        log.info("summarize finished", extra=report.as_dict())
+        return report
+
+    async def _summarize_one(
+        self, article: Article, source: Source, story_size: int, report: SummarizeReport
+    ) -> None:
+        assert article.id is not None
+        cached = await self.db.run(
+            cached_summary,
+            content_hash=article.content_hash,
+            model=self.model,
+            prompt_version=self.prompt_version,
+        )
+        if cached is not None:
+            summary = cached.model_copy(update={"id": None, "article_id": article.id})
+            summary.prompt_tokens = summary.completion_tokens = 0
+            report.cached += 1
+        else:
+            summary = await self._with_llm(article, source, report)
+            if summary is None:
+                summary = self._extractive(article, source, story_size)
+                report.extractive += 1
+            else:
+                report.llm += 1
+        await self.db.run(save_summary, summary=summary)
+
+    async def _with_llm(
+        self, article: Article, source: Source, report: SummarizeReport
+    ) -> Summary | None:
+        if self.llm is None or self._budget_spent:
+            return None
+        body = self.llm.tokens.truncate(article.body_text, self.config.max_article_tokens)
+        source_text = f"{article.title}\n{body}"
+        feedback: str | None = None
+        tokens = [0, 0]
+        for attempt in (1, 2):
+            prompt = summary_prompt(
+                taxonomy=self.taxonomy,
+                source_name=source.name,
+                title=article.title,
+                body=body,
+                feedback=feedback,
+            )
+            try:
+                reply = await self.llm.complete_json(
+                    purpose="summary",
+                    system=prompt.system,
+                    user=prompt.user,
+                    schema_name="article_summary",
+                    schema=summary_schema(self.taxonomy),
+                    max_output_tokens=self.config.max_output_tokens,
+                )
+            except BudgetExhausted as exc:
+                self._budget_spent = True
+                log.warning(
+                    "token budget spent; falling back to extractive", extra={"why": str(exc)}
+                )
+                return None
+            except LLMError as exc:
+                feedback = str(exc)
+                log.warning(
+                    "summary call failed",
+                    extra={"article_id": article.id, "attempt": attempt, "error": str(exc)},
+                )
+                continue
+            tokens[0] += reply.prompt_tokens
+            tokens[1] += reply.completion_tokens
+            draft, problem = self._validate(reply.data, source_text)
+            if draft is not None:
+                if attempt == 2:
+                    report.regrounded += 1
+                return self._from_draft(article, draft, tokens)
+            feedback = problem
+            log.info(
+                "summary rejected",
+                extra={"article_id": article.id, "attempt": attempt, "problem": problem},
+            )
+        report.fallbacks += 1
+        return None
+
+    def _validate(self, data: dict[str, Any], source_text: str) -> tuple[SummaryDraft | None, str]:
+        try:
+            draft = SummaryDraft.model_validate(data)
+        except ValidationError as exc:
+            return None, "invalid JSON fields: " + "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]
+            )
+        if draft.category not in self.taxonomy.slugs:
+            return None, f"unknown category {draft.category!r}"
+        problems = grounding_problems(draft.texts(), source_text)
+        if problems:
+            return None, "; ".join(problems)
+        return draft, ""
+
+    def _from_draft(self, article: Article, draft: SummaryDraft, tokens: list[int]) -> Summary:
+        assert article.id is not None and self.llm is not None
+        return Summary(
+            article_id=article.id,
+            title_ja=shorten(draft.title_ja.strip(), 200),
+            overview=draft.overview.strip(),
+            points=draft.points,
+            why_important=draft.why_important.strip(),
+            keywords=[k.strip() for k in draft.keywords if k.strip()][:5],
+            category=draft.category,
+            importance=draft.importance,
+            method="llm",
+            model=self.llm.model,
+            prompt_version=SUMMARY_PROMPT_VERSION,
+            content_hash=article.content_hash,
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
+        )
+
+    def _extractive(self, article: Article, source: Source, story_size: int) -> Summary:
+        assert article.id is not None
+        result = summarize_extractively(
+            title=article.title,
+            body=article.body_text,
+            default_category=source.category,
+            taxonomy=self.taxonomy,
+            sources_in_story=story_size,
+        )
+        return Summary(
+            article_id=article.id,
+            title_ja=result.title,
+            overview=result.overview,
+            points=result.points,
+            why_important=result.why_important,
+            keywords=result.keywords,
+            category=result.category,
+            importance=result.importance,
+            method="extractive",
+            model=EXTRACTIVE_MODEL,
+            prompt_version=EXTRACTIVE_VERSION,
+            content_hash=article.content_hash,
+        )

@@ -1,0 +1,127 @@
+"""SQLModel tables. Every datetime column is aware UTC (see storage.clock)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.clock import utcnow
+
+
+class Source(SQLModel, table=True):
+    """A feed and its polling state (validators, schedule, and the last error shown to admins)."""
+
+    __tablename__ = "sources"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    url: str = Field(max_length=2000, unique=True)
+    category: str = Field(max_length=40)
+    language: str = Field(default="en", max_length=8)
+    enabled: bool = Field(default=True)
+    trusted: bool = Field(default=True, description="added by the operator, may be loopback")
+    etag: str | None = Field(default=None, max_length=500)
+    last_modified: str | None = Field(default=None, max_length=100)
+    next_poll_at: datetime | None = Field(default=None, index=True)
+    last_polled_at: datetime | None = None
+    last_status: int | None = None
+    error_count: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Article(SQLModel, table=True):
+    """One entry of one feed. `url` is normalised and unique; `story_id` groups near-duplicates
+    from different sources (it is the id of the story's first article)."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        UniqueConstraint("source_id", "guid", name="uq_articles_source_guid"),
+        Index("ix_articles_published_at", "published_at"),
+        Index("ix_articles_first_seen_at", "first_seen_at"),
+        Index("ix_articles_content_hash", "content_hash"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
+    url: str = Field(max_length=2000, unique=True)
+    guid: str | None = Field(default=None, max_length=2000)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    language: str = Field(default="en", max_length=8)
+    published_at: datetime | None = None
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    body_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    content_hash: str = Field(max_length=64)
+    story_id: int | None = Field(default=None, index=True)
+
+
+class Summary(SQLModel, table=True):
+    """The briefing fields of one article, by the LLM or by the extractive fallback."""
+
+    __tablename__ = "summaries"
+    __table_args__ = (Index("ix_summaries_cache", "content_hash", "model", "prompt_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", unique=True, ondelete="CASCADE")
+    title_ja: str = Field(sa_column=Column(Text, nullable=False))
+    overview: str = Field(sa_column=Column(Text, nullable=False))
+    points: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    why_important: str = Field(sa_column=Column(Text, nullable=False))
+    keywords: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    category: str = Field(max_length=40, index=True)
+    importance: int = Field(ge=1, le=3)
+    method: str = Field(max_length=16, description="llm or extractive")
+    model: str = Field(max_length=100)
+    prompt_version: str = Field(max_length=20)
+    content_hash: str = Field(max_length=64)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Briefing(SQLModel, table=True):
+    """A daily briefing claimed for one destination. The unique (day, destination) row is the
+    claim that keeps several processes or a restart from posting the same briefing twice."""
+
+    __tablename__ = "briefings"
+    __table_args__ = (UniqueConstraint("day", "destination", name="uq_briefings_day_destination"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    destination: str = Field(max_length=200)
+    status: str = Field(default="claimed", max_length=16, description="claimed or posted")
+    parent_ref: str | None = Field(default=None, max_length=200)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    claimed_at: datetime = Field(default_factory=utcnow)
+    posted_at: datetime | None = None
+
+
+class BriefingPost(SQLModel, table=True):
+    """One posted message of a briefing thread; what lets a crashed run resume with only the
+    missing replies."""
+
+    __tablename__ = "briefing_posts"
+    __table_args__ = (UniqueConstraint("briefing_id", "item_no", name="uq_briefing_posts_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    briefing_id: int = Field(foreign_key="briefings.id", index=True, ondelete="CASCADE")
+    item_no: int
+    message_ref: str = Field(max_length=200)
+    posted_at: datetime = Field(default_factory=utcnow)
+
+
+class TokenUsage(SQLModel, table=True):
+    """Tokens spent per LLM call, summed per local day to enforce the daily budget."""
+
+    __tablename__ = "token_usage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(index=True)
+    model: str = Field(max_length=100)
+    purpose: str = Field(max_length=40)
+    prompt_tokens: int
+    completion_tokens: int
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,121 @@
+"""Shared fixtures: a clean environment, per-test settings and database, the stand-in servers,
+and a network guard that makes any attempt to reach beyond loopback fail loudly."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import PROJECT_ROOT, Settings
+from tests.fakes.feed_server import FeedServer
+from tests.fakes.openai_server import OpenAIServer
+
+DEMO_FEEDS = PROJECT_ROOT / "bot" / "demo" / "feeds"
+TEST_FEEDS = Path(__file__).parent / "data" / "feeds"
+_ENV_PREFIXES = ("AINEWS_", "OPENAI_", "SLACK_", "DISCORD_", "DATABASE_URL", "TIKTOKEN_")
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", None, ""}
+# Read before the environment is cleared for each test.
+POSTGRES_URL = os.environ.get("AINEWS_TEST_POSTGRES_URL", "")
+UNDER_CI = os.environ.get("CI") == "true"
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+def _guard_connect(original: Any) -> Any:
+    def connect(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if not (host.startswith("127.") or host == "::1"):
+                raise NetworkBlocked(f"test tried to reach {address!r}: tests stay on loopback")
+        return original(self, address)
+
+    return connect
+
+
+def _guard_getaddrinfo(original: Any) -> Any:
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in _LOCAL_HOSTS and not str(name).startswith("127."):
+            raise NetworkBlocked(f"test tried to resolve {name!r}: tests stay on loopback")
+        return original(host, *args, **kwargs)
+
+    return getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guard_connect(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", _guard_connect(socket.socket.connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", _guard_getaddrinfo(socket.getaddrinfo))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests see none of the developer's configuration (no .env, no exported keys)."""
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'ainews.sqlite3'}",
+        "AINEWS_VAR_DIR": tmp_path / "var",
+        "AINEWS_SOURCES_FILE": tmp_path / "no-sources.toml",
+        "AINEWS_PARSE_WORKERS": 1,
+        "AINEWS_FETCH_TIMEOUT": 2.0,
+        "TIKTOKEN_CACHE_DIR": tmp_path.parent / "tiktoken-cache",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def feed_server() -> AsyncIterator[FeedServer]:
+    async with FeedServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def openai_server() -> AsyncIterator[OpenAIServer]:
+    async with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The PostgreSQL test database, emptied; skipped when unreachable, except under CI."""
+    url = POSTGRES_URL
+    if not url:
+        if UNDER_CI:
+            pytest.fail("AINEWS_TEST_POSTGRES_URL is not set under CI")
+        pytest.skip("AINEWS_TEST_POSTGRES_URL not set")
+    from sqlalchemy import text
+
+    from storage.db import create_db_engine
+
+    engine = create_db_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    except Exception as exc:
+        if UNDER_CI:
+            pytest.fail(f"PostgreSQL unreachable under CI: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    finally:
+        engine.dispose()
+    yield url
