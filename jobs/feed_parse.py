@@ -13,7 +13,9 @@ import feedparser
 from jobs.text import content_hash, html_to_text, looks_japanese, nfkc, shorten
 from jobs.urls import normalise_url
 
-TEASER_CHARS = 200
+# Below this many characters a body is taken to be a teaser and the article page is fetched.
+# Japanese packs about two and a half times more content per character than English.
+TEASER_CHARS = {"en": 200, "ja": 80}
 _TEASER_MARKERS = ("…", "...", "続きを読む", "Read more", "read more", "[…]", "[...]")
 _FUTURE_SLACK = timedelta(days=1)
 
@@ -52,13 +54,14 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
         parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
     except Exception as exc:  # feedparser can raise on pathological input
         return ParsedFeed(error=f"unparseable feed: {type(exc).__name__}: {exc}")
-    if not parsed.entries:
+    now = datetime.now(UTC)
+    entries = [e for raw in parsed.entries if (e := _entry(raw, url, now)) is not None]
+    if not entries:
+        # Lenient like feed readers: a recoverable error with usable entries still counts.
         if parsed.get("bozo"):
             return ParsedFeed(error=f"malformed feed: {_first_line(parsed.get('bozo_exception'))}")
         if not parsed.get("version"):
             return ParsedFeed(error="not a feed: no RSS, Atom or RDF document found")
-    now = datetime.now(UTC)
-    entries = [e for raw in parsed.entries if (e := _entry(raw, url, now)) is not None]
     title = parsed.feed.get("title") if parsed.get("feed") else None
     return ParsedFeed(entries=entries, title=title)
 
@@ -90,6 +93,7 @@ def _entry(raw: Any, feed_url: str, now: datetime) -> ParsedEntry | None:
     title = html_to_text(raw.get("title", "") or "") or shorten(body, 80)
     if not title:
         return None
+    language = "ja" if looks_japanese(title + body) else "en"
     return ParsedEntry(
         url=normalise_url(link),
         guid=shorten(guid, 2000, "") if guid else None,
@@ -97,8 +101,8 @@ def _entry(raw: Any, feed_url: str, now: datetime) -> ParsedEntry | None:
         published_at=_published(raw, now),
         body_text=body,
         content_hash=content_hash(nfkc(title), body),
-        language="ja" if looks_japanese(title + body) else "en",
-        is_teaser=_is_teaser(body),
+        language=language,
+        is_teaser=_is_teaser(body, TEASER_CHARS[language]),
     )
 
 
@@ -112,10 +116,10 @@ def _published(raw: Any, now: datetime) -> datetime | None:
     return None
 
 
-def _is_teaser(body: str) -> bool:
+def _is_teaser(body: str, threshold: int) -> bool:
     stripped = body.strip()
-    return len(stripped) < TEASER_CHARS or (
-        len(stripped) < 2 * TEASER_CHARS and stripped.endswith(_TEASER_MARKERS)
+    return len(stripped) < threshold or (
+        len(stripped) < 2 * threshold and stripped.endswith(_TEASER_MARKERS)
     )
 
 

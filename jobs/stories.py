@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from jobs.text import nfkc
 
-THRESHOLD = 0.5
+THRESHOLD = 0.55
 MIN_TOKENS = 4
 MAX_POSTING = 200
 
-_LATIN = re.compile(r"[a-z0-9]+(?:[.\-][a-z0-9]+)*")
+_LATIN = re.compile(r"[a-z]+(?:-[a-z0-9]+)*|\d+(?:\.\d+)?")
 _CJK_RUN = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ー]+")
 _STOPWORDS = frozenset(
     "a an the of to in on for and or with by from at as is are be its it new how why what".split()
@@ -29,12 +29,23 @@ _STOPWORDS = frozenset(
 
 def title_tokens(title: str) -> frozenset[str]:
     text = nfkc(title).lower()
-    tokens: set[str] = {w for w in _LATIN.findall(text) if w not in _STOPWORDS}
+    tokens: set[str] = {
+        _stem(w)
+        for w in _LATIN.findall(text)
+        if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())
+    }
     for run in _CJK_RUN.findall(text):
         if len(run) == 1:
             tokens.add(run)
         tokens.update(run[i : i + 2] for i in range(len(run) - 1))
     return frozenset(tokens)
+
+
+def _stem(word: str) -> str:
+    """Plural and third-person `s` off, so "raises"/"raise" and "robots"/"robot" match."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss") and word.isalpha():
+        return word[:-1]
+    return word
 
 
 def similarity(a: frozenset[str], b: frozenset[str]) -> float:

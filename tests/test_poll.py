@@ -1,0 +1,232 @@
+"""The poll job against a real local HTTP server: storage, conditional GET, faults, dedup."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+
+from bot.app import App, open_app, poll_once
+from storage.clock import utcnow
+from storage.models import Article, Source
+from storage.sources import SourceSpec, add_missing_sources
+from tests.conftest import TEST_FEEDS, make_settings
+from tests.fakes.feed_server import FeedServer, Response
+
+KESTREL = "https://wire.example.com/2026/11/22/kestrel"
+
+
+def feed_bytes(name: str, server: FeedServer | None = None) -> bytes:
+    data = (TEST_FEEDS / name).read_bytes()
+    if server is not None:
+        data = data.replace(KESTREL.encode(), server.url("/kestrel").encode())
+    return data
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    settings = make_settings(tmp_path, AINEWS_MAX_FEED_BYTES=1_000_000, AINEWS_FETCH_TIMEOUT=1.0)
+    async with open_app(settings, fetching=True) as app:
+        yield app
+
+
+async def add_feeds(app: App, server: FeedServer, *paths: str) -> None:
+    specs = [SourceSpec(url=server.url(p), name=p.strip("/"), category="research") for p in paths]
+    await app.db.run(add_missing_sources, specs=specs)
+
+
+def articles(app: App) -> list[Article]:
+    with Session(app.db.engine) as session:
+        return list(session.exec(select(Article).order_by(col(Article.id))))
+
+
+def sources(app: App) -> dict[str, Source]:
+    with Session(app.db.engine) as session:
+        return {s.name: s for s in session.exec(select(Source))}
+
+
+async def test_first_poll_stores_everything_once_and_second_is_conditional(
+    app: App, feed_server: FeedServer
+) -> None:
+    feed_server.add("/ja.xml", feed_bytes("rss2_ja.xml"))
+    feed_server.add("/arxiv.rdf", feed_bytes("rdf_arxiv.xml"), content_type="application/rdf+xml")
+    await add_feeds(app, feed_server, "/ja.xml", "/arxiv.rdf")
+
+    first = await poll_once(app)
+
+    assert (first.sources, first.new, first.failed, first.not_modified) == (2, 5, 0, 0)
+    stored = articles(app)
+    assert len(stored) == 5
+    assert len({a.url for a in stored}) == 5
+    guideline = next(a for a in stored if "guideline" in a.url)
+    assert guideline.url == "https://ja.example.jp/news/2026/11/23/guideline"  # utm_* dropped
+    assert guideline.guid == "ja-example-0001"
+    assert guideline.language == "ja"
+    assert "<p>" not in guideline.body_text and "意見募集は12月20日まで" in guideline.body_text
+    assert guideline.published_at is not None and guideline.published_at.utcoffset() == timedelta(0)
+    assert guideline.published_at.hour == 22  # 07:10 +0900 is 22:10 UTC the day before
+
+    second = await poll_once(app, force=True)
+
+    assert (second.new, second.not_modified, second.failed) == (0, 2, 0)
+    assert len(articles(app)) == 5
+    last_call = feed_server.calls_to("/ja.xml")[-1]
+    assert last_call.headers.get("if-none-match", "").startswith('"')
+    assert "if-modified-since" in last_call.headers
+
+
+async def test_second_poll_skips_sources_not_yet_due(app: App, feed_server: FeedServer) -> None:
+    feed_server.add("/ja.xml", feed_bytes("rss2_ja.xml"))
+    await add_feeds(app, feed_server, "/ja.xml")
+    await poll_once(app)
+    again = await poll_once(app)
+    assert again.sources == 0
+    assert len(feed_server.calls_to("/ja.xml")) == 1
+
+
+async def test_each_fault_fails_alone_and_keeps_what_is_stored(
+    app: App, feed_server: FeedServer
+) -> None:
+    feed_server.add("/good.xml", feed_bytes("rss2_ja.xml"))
+    await add_feeds(app, feed_server, "/good.xml")
+    await poll_once(app)
+    before = {a.url for a in articles(app)}
+    assert len(before) == 3
+
+    feed_server.add("/atom.xml", feed_bytes("atom_en.xml", feed_server))
+    feed_server.slow("/slow.xml", feed_bytes("rss2_ja.xml"), delay=5)
+    feed_server.status("/500.xml", 500)
+    feed_server.status("/429.xml", 429, headers={"Retry-After": "7200"})
+    feed_server.redirect_loop("/loop.xml")
+    feed_server.add("/malformed.xml", feed_bytes("malformed.xml"))
+    feed_server.add("/page.html", feed_bytes("html_page.html"), content_type="text/html")
+    feed_server.add("/empty.xml", b"")
+    feed_server.huge("/huge.xml", 20 * 1024 * 1024)
+    sjis = feed_bytes("rss2_ja.xml").decode().replace("UTF-8", "Shift_JIS")
+    sjis = sjis.replace("ja.example.jp", "sjis.example.jp").encode("shift_jis", "replace")
+    feed_server.add("/sjis.xml", sjis, content_type="application/rss+xml; charset=utf-8")
+    faulty = {
+        "slow.xml": "timed out",
+        "500.xml": "HTTP 500",
+        "429.xml": "HTTP 429",
+        "loop.xml": "too many redirects",
+        "malformed.xml": "malformed feed",
+        "page.html": "HTML page",
+        "empty.xml": "empty response",
+        "huge.xml": "larger than",
+    }
+    await add_feeds(app, feed_server, "/atom.xml", "/sjis.xml", *(f"/{n}" for n in faulty))
+
+    report = await poll_once(app)
+
+    assert report.failed == len(faulty)
+    assert {e["source"] for e in report.errors} == set(faulty)
+    state = sources(app)
+    for name, expected in faulty.items():
+        assert expected in (state[name].last_error or ""), (name, state[name].last_error)
+        assert state[name].error_count == 1
+    # Retry-After is honoured: no new attempt before the server said so.
+    assert state["429.xml"].next_poll_at is not None
+    assert state["429.xml"].next_poll_at >= utcnow() + timedelta(seconds=7000)
+    # Every other source was polled; nothing stored earlier was lost.
+    assert state["atom.xml"].last_error is None and state["sjis.xml"].last_error is None
+    urls = {a.url for a in articles(app)}
+    assert before <= urls
+    assert "https://sjis.example.jp/news/2026/11/23/hz2" in urls
+    sjis_titles = {a.title for a in articles(app) if "sjis.example.jp" in a.url}
+    assert "Hoshizora AI、推論専用チップ「HZ-2」の量産を開始" in sjis_titles
+
+
+async def test_backoff_grows_and_success_resets_it(app: App, feed_server: FeedServer) -> None:
+    feed_server.sequence(
+        "/flaky.xml",
+        [Response(500), Response(500), Response(200, feed_bytes("rss2_ja.xml"))],
+    )
+    await add_feeds(app, feed_server, "/flaky.xml")
+    delays = []
+    for _ in range(2):
+        await poll_once(app, force=True)
+        source = sources(app)["flaky.xml"]
+        assert source.next_poll_at is not None and source.last_polled_at is not None
+        delays.append(source.next_poll_at - source.last_polled_at)
+    assert delays[1] > delays[0] > timedelta(minutes=30)
+    await poll_once(app, force=True)
+    source = sources(app)["flaky.xml"]
+    assert (source.error_count, source.last_error) == (0, None)
+    assert len(articles(app)) == 3
+
+
+async def test_permanent_redirect_updates_the_stored_url(app: App, feed_server: FeedServer) -> None:
+    feed_server.add("/new-home.xml", feed_bytes("rss2_ja.xml"))
+    feed_server.redirect("/old.xml", "/new-home.xml", permanent=True)
+    feed_server.add("/elsewhere.xml", feed_bytes("rdf_arxiv.xml"))
+    feed_server.redirect("/temp.xml", "/elsewhere.xml", permanent=False)
+    await add_feeds(app, feed_server, "/old.xml", "/temp.xml")
+
+    report = await poll_once(app)
+
+    assert report.new == 5
+    state = sources(app)
+    assert state["old.xml"].url == feed_server.url("/new-home.xml")
+    assert state["temp.xml"].url == feed_server.url("/temp.xml")
+
+
+async def test_dedup_by_url_and_near_duplicate_titles_across_feeds(
+    app: App, feed_server: FeedServer
+) -> None:
+    feed_server.add("/ja.xml", feed_bytes("rss2_ja.xml"))
+    feed_server.add("/atom.xml", feed_bytes("atom_en.xml", feed_server))
+    feed_server.add("/other.xml", feed_bytes("rss2_other.xml"))
+    feed_server.add("/kestrel", feed_bytes("kestrel_page.html"), content_type="text/html")
+    await add_feeds(app, feed_server, "/ja.xml", "/atom.xml", "/other.xml")
+
+    report = await poll_once(app)
+
+    stored = articles(app)
+    # The guideline link appears in two feeds (once with tracking parameters): stored once.
+    assert sum("guideline" in a.url for a in stored) == 1
+    assert report.new == len(stored) == 8
+    by_url = {a.url.removeprefix("https://"): a for a in stored}
+    ja_pair = [
+        by_url["ja.example.jp/news/2026/11/23/hz2"],
+        by_url["other.example.jp/2026/11/23/hoshizora-hz2"],
+    ]
+    en_pair = [
+        by_url["wire.example.com/2026/11/22/hoshizora-hz2"],
+        by_url["other.example.jp/en/2026/11/23/hoshizora-hz2"],
+    ]
+    for pair in (ja_pair, en_pair):  # one story, named after its first stored article
+        assert pair[0].story_id == pair[1].story_id == min(a.id or 0 for a in pair)
+    assert ja_pair[0].story_id != en_pair[0].story_id
+    grouped = {a.id for a in ja_pair + en_pair}
+    assert all(a.story_id == a.id for a in stored if a.id not in grouped)
+
+
+async def test_teaser_entries_get_the_article_text_from_their_page(
+    app: App, feed_server: FeedServer
+) -> None:
+    feed_server.add("/atom.xml", feed_bytes("atom_en.xml", feed_server))
+    feed_server.add("/kestrel", feed_bytes("kestrel_page.html"), content_type="text/html")
+    await add_feeds(app, feed_server, "/atom.xml")
+
+    await poll_once(app)
+
+    kestrel = next(a for a in articles(app) if a.url.endswith("/kestrel"))
+    assert "7 billion parameters" in kestrel.body_text
+    assert "4 trillion tokens" in kestrel.body_text
+    assert "Advertisement" not in kestrel.body_text and "Privacy" not in kestrel.body_text
+    assert len(feed_server.calls_to("/kestrel")) == 1
+
+
+async def test_a_slow_source_does_not_hold_up_the_others(app: App, feed_server: FeedServer) -> None:
+    feed_server.slow("/slow.xml", feed_bytes("rss2_ja.xml"), delay=5)
+    feed_server.add("/fast.xml", feed_bytes("rdf_arxiv.xml"))
+    await add_feeds(app, feed_server, "/slow.xml", "/fast.xml")
+    report = await poll_once(app)
+    fast_call = feed_server.calls_to("/fast.xml")[0]
+    slow_call = feed_server.calls_to("/slow.xml")[0]
+    assert report.new == 2 and report.failed == 1
+    assert abs(fast_call.at - slow_call.at) < 0.5  # fetched concurrently, not one after another
