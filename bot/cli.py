@@ -24,7 +24,7 @@ from bot.logs import configure_logging
 
 T = TypeVar("T")
 log = logging.getLogger("ainews")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 cli = typer.Typer(
     name="ainews",

@@ -22,6 +22,8 @@ _STOP = frozenset(
     "They He She His Her A An If When While After Before According However Also More "
     "New 記事 今回 同社 発表 提供 開始 可能 予定 対応 以上 以下 場合 同日 今後 本日 関連".split()
 )
+# Blog openers ("プロダクト開発部の佐藤です。", "こんにちは、…") say nothing about the news.
+_GREETING = re.compile(r"^(こんにちは|こんばんは|はじめまして)|^.{0,30}(です|と申します)。$")
 _HIGH_SIGNAL = (
     "発表", "開始", "量産", "買収", "調達", "規制", "法案", "脆弱性", "公開", "リリース",
     "launch", "release", "acquire", "acquisition", "raises", "funding", "regulation", "law",
@@ -43,11 +45,11 @@ class ExtractiveSummary:
 def summarize_extractively(
     *, title: str, body: str, default_category: str, taxonomy: Taxonomy, sources_in_story: int = 1
 ) -> ExtractiveSummary:
-    sentences = [shorten(s, 160) for s in split_sentences(body) if len(s) > 8]
+    sentences = [s for s in split_sentences(body) if len(s) > 8 and not _GREETING.search(s)]
     keywords = top_keywords(f"{title}\n{title}\n{body}")
-    overview = " ".join(sentences[:2]) if sentences else shorten(title, 160)
+    overview = join_sentences(sentences[:2]) if sentences else title
     rest = sentences[2:]
-    points = _three_points(rest or sentences, title)
+    points = [shorten(p, 160) for p in _three_points(rest or sentences, title)]
     why = _most_salient(rest[3:], keywords) or _most_salient(sentences, keywords) or overview
     return ExtractiveSummary(
         title=shorten(title, 120),
@@ -58,6 +60,14 @@ def summarize_extractively(
         category=classify(title, body, taxonomy) or default_category,
         importance=estimate_importance(title, body, sources_in_story),
     )
+
+
+def join_sentences(sentences: list[str]) -> str:
+    """Japanese sentences run on without a space; others get one."""
+    text = ""
+    for sentence in sentences:
+        text += sentence if not text or text.endswith(("。", "！", "？")) else " " + sentence
+    return text
 
 
 def top_keywords(text: str, limit: int = 5) -> list[str]:

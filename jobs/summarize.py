@@ -112,9 +112,12 @@ class Summarizer:
         """Summarise every pending article, in batches, `concurrency` model calls at a time."""
         report = SummarizeReport()
         gate = asyncio.Semaphore(self.config.concurrency)
+        # Articles with identical content wait for the first one, then hit the cache: without
+        # this, copies in the same batch would all miss it and each cost a model call.
+        same_content: dict[str, asyncio.Lock] = {}
 
         async def one(article: Article, source: Source, story_size: int) -> None:
-            async with gate:
+            async with same_content.setdefault(article.content_hash, asyncio.Lock()), gate:
                 await self._summarize_one(article, source, story_size, report)
             if on_article_done is not None:
                 on_article_done()
@@ -141,8 +144,12 @@ class Summarizer:
             prompt_version=self.prompt_version,
         )
         if cached is not None:
-            summary = cached.model_copy(update={"id": None, "article_id": article.id})
-            summary.prompt_tokens = summary.completion_tokens = 0
+            # A new row, not a copy: `model_copy` would share the cached row's SQLAlchemy
+            # state, and the session would then insert nothing (the article stays pending).
+            fields = cached.model_dump(
+                exclude={"id", "article_id", "created_at", "prompt_tokens", "completion_tokens"}
+            )
+            summary = Summary(**fields, article_id=article.id)
             report.cached += 1
         else:
             summary = await self._with_llm(article, source, report)

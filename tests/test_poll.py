@@ -26,9 +26,15 @@ def feed_bytes(name: str, server: FeedServer | None = None) -> bytes:
     return data
 
 
-@pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[App]:
-    settings = make_settings(tmp_path, AINEWS_MAX_FEED_BYTES=1_000_000, AINEWS_FETCH_TIMEOUT=1.0)
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[App]:
+    """Every poll test runs on both databases."""
+    database = {}
+    if request.param == "postgresql":
+        database["DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    settings = make_settings(
+        tmp_path, AINEWS_MAX_FEED_BYTES=1_000_000, AINEWS_FETCH_TIMEOUT=1.0, **database
+    )
     async with open_app(settings, fetching=True) as app:
         yield app
 
