@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     max_output_tokens: int = Field(default=800, ge=100, alias="AINEWS_MAX_OUTPUT_TOKENS")
     daily_token_budget: int = Field(default=500_000, ge=0, alias="AINEWS_DAILY_TOKEN_BUDGET")
 
+    shutdown_grace: float = Field(default=10.0, ge=0, le=600, alias="AINEWS_SHUTDOWN_GRACE")
+
     sources_file: Path = Field(
         default=PROJECT_ROOT / "config" / "sources.toml", alias="AINEWS_SOURCES_FILE"
     )

@@ -5,8 +5,8 @@
 - the daily briefing at AINEWS_BRIEFING_TIME in AINEWS_TIMEZONE, with a three-hour misfire
   grace: a bot that was down at 08:30 and is back by 11:30 still posts (the database claim
   keeps it to once per day);
-- SIGINT/SIGTERM stop the scheduler, let running jobs finish for a grace period, then cancel
-  them. Every database write is one transaction in a worker thread, so a cancelled job leaves
+- SIGINT/SIGTERM pause the scheduler, let running jobs finish for AINEWS_SHUTDOWN_GRACE
+  seconds, then cancel them. Every database write is one transaction in a worker thread, so a cancelled job leaves
   no half-written row.
 """
 
@@ -27,7 +27,6 @@ from bot.platforms.console import ConsolePublisher
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_SECONDS = 20.0
 BRIEFING_GRACE = timedelta(hours=3)
 
 
@@ -45,8 +44,9 @@ class JobRunner:
             try:
                 await job()
             except asyncio.CancelledError:
-                log.warning("job cancelled", extra={"job": name})
-                raise
+                # Top of the job's own task, cancelled by `drain` at shutdown: nothing above
+                # it needs the exception, and its database writes were each all-or-nothing.
+                log.warning("job abandoned at shutdown", extra={"job": name})
             except Exception:
                 log.exception("job failed", extra={"job": name})
             finally:
@@ -122,8 +122,9 @@ async def run_bot(app: App, *, stop: asyncio.Event | None = None) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        scheduler.pause()  # nothing new starts; running jobs get the grace period
+        await runner.drain(settings.shutdown_grace)
         scheduler.shutdown(wait=False)
-        await runner.drain(SHUTDOWN_GRACE_SECONDS)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 

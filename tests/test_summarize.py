@@ -8,6 +8,7 @@ facts from another article) and check what ends up stored.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -181,7 +182,8 @@ def _usage(*, session: Session) -> list[TokenUsage]:
 
 
 async def summarize(app: App) -> tuple[SummarizeReport, dict[int, Summary], list[TokenUsage]]:
-    report = await summarize_pending(app)
+    async with asyncio.timeout(15):  # a job that never finishes fails here, not at 60 s
+        report = await summarize_pending(app)
     return report, await app.db.run(_summaries), await app.db.run(_usage)
 
 
@@ -614,12 +616,13 @@ async def test_without_api_key_everything_is_extractive(
 ) -> None:
     async with llm_app(tmp_path, None, OPENAI_BASE_URL=openai_server.base_url + "/v1") as app:
         assert app.llm is None
-        ids = await add_articles(app, NIMBUS, ZEPHYRA, KAIROS)
+        ids = await add_articles(app, NIMBUS, ZEPHYRA, KAIROS, NIMBUS)
         report, summaries, usage = await summarize(app)
 
     assert openai_server.requests == []
-    assert report.extractive == 3 and report.llm == 0
-    assert [summaries[i].method for i in ids] == ["extractive"] * 3
+    assert report.extractive == 3 and report.cached == 1 and report.llm == 0
+    assert [summaries[i].method for i in ids] == ["extractive"] * 4
+    assert summaries[ids[3]].overview == summaries[ids[0]].overview
     assert all(summaries[i].model == "extractive" for i in ids)
     assert all(len(summaries[i].points) == 3 for i in ids)
     assert usage == []
