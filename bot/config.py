@@ -103,7 +103,7 @@ class Settings(BaseSettings):
             raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB")
         return value
 
-    @field_validator("openai_base_url", "openai_api_key", mode="before")
+    @field_validator("openai_base_url", "openai_api_key", "tiktoken_cache_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -40,7 +40,7 @@ class JobRunner:
         async def tracked() -> None:
             task = asyncio.current_task()
             assert task is not None
-            self.tasks.add(task)  # type: ignore[arg-type]
+            self.tasks.add(task)
             try:
                 await job()
             except asyncio.CancelledError:
@@ -50,7 +50,7 @@ class JobRunner:
             except Exception:
                 log.exception("job failed", extra={"job": name})
             finally:
-                self.tasks.discard(task)  # type: ignore[arg-type]
+                self.tasks.discard(task)
 
         return tracked
 

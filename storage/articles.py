@@ -55,7 +55,7 @@ def insert_new_articles(
         select(Article.url, Article.guid, Article.source_id).where(
             or_(
                 col(Article.url).in_(urls),
-                and_(Article.source_id == source_id, col(Article.guid).in_(guids)),
+                and_(col(Article.source_id) == source_id, col(Article.guid).in_(guids)),
             )
         )
     ).all()
