@@ -61,6 +61,19 @@ _EN_OBJECTS = [
     "an agent framework", "a speech recognition model", "a retrieval toolkit",
     "GPU kernels for attention", "a small on-device model", "a dataset of scientific papers",
 ]  # fmt: skip
+_EN_QUALIFIERS = [
+    "for legal document review", "for hospitals", "in Japan", "for customer support teams",
+    "with a million-token context", "for chip design", "on Arm laptops", "for call centres",
+    "under an Apache licence", "for climate modelling", "for small businesses", "in Europe",
+    "for protein folding", "for robotics research", "for financial auditors", "for teachers",
+    "after a safety review", "with cheaper pricing", "for game studios", "for translators",
+]  # fmt: skip
+_EN_TOPICS = [
+    "sparse mixture-of-experts", "speculative decoding", "watermarking", "quantisation",
+    "tool use", "synthetic data", "preference tuning", "vision encoders", "memory layers",
+    "retrieval caching", "KV-cache compression", "red teaming", "agent sandboxes",
+    "long-form video", "speech synthesis", "on-device inference", "federated learning",
+]  # fmt: skip
 _EN_SENTENCES = [
     "The company said the model outperforms its predecessor on most public benchmarks.",
     "Researchers trained the system on a mixture of licensed and publicly available data.",
@@ -87,6 +100,15 @@ _JA_OBJECTS = [
 _JA_VERBS = [
     "を発表", "を公開", "の提供を開始", "を開発", "をオープンソース化", "の新版をリリース",
     "の実証実験を開始", "の評価結果を公表",
+]  # fmt: skip
+_JA_QUALIFIERS = [
+    "金融機関向けに", "自治体と共同で", "製造業向けに", "医療分野で", "教育現場向けに",
+    "中小企業向けに", "コールセンター向けに", "法務部門向けに", "物流業界で", "小売業向けに",
+    "研究機関と連携し", "海外市場で", "社内業務で", "農業分野で", "放送局と共同で",
+]  # fmt: skip
+_JA_TOPICS = [
+    "量子化技術", "蒸留手法", "長文読解", "画像認識", "音声合成", "検索拡張", "安全性評価",
+    "省電力推論", "多言語翻訳", "表計算支援", "契約書審査", "需要予測", "不正検知", "議事録作成",
 ]  # fmt: skip
 _JA_SENTENCES = [
     "同社によると、新しいモデルは従来版と比べて日本語の読解精度が大きく向上した。",
@@ -120,7 +142,7 @@ def _html_body(rng: random.Random, japanese: bool, item_id: str) -> str:
     parts: list[str] = []
     size = 0
     while size < target:
-        kind = rng.random()
+        kind = rng.random() if len(parts) >= 2 else 0.0  # open with two paragraphs of text
         if kind < 0.7:
             text = ("" if japanese else " ").join(rng.sample(sentences, rng.randint(2, 3)))
             piece = f"<p>{escape(text)}</p>"
@@ -129,14 +151,16 @@ def _html_body(rng: random.Random, japanese: bool, item_id: str) -> str:
             piece = f"<ul>{items}</ul>"
         elif kind < 0.95:
             piece = (
-                f'<p><a href="https://example.org/ref/{item_id}">'
+                f'<p><a href="https://example.test/ref/{item_id}">'
                 f"{'関連記事' if japanese else 'Related coverage'}</a> &amp; "
                 f"<strong>{'詳細' if japanese else 'details'}</strong></p>"
             )
         else:
-            piece = f'<p><img src="https://cdn.example.org/img/{item_id}.png" alt="figure"></p>'
+            piece = f'<p><img src="https://cdn.example.test/img/{item_id}.png" alt="figure"></p>'
+        if size >= 500 and size + len(piece) + 1 > 1500:
+            break
         parts.append(piece)
-        size += len(piece)
+        size += len(piece) + 1
     return "\n".join(parts)
 
 
@@ -148,20 +172,23 @@ def generate_feeds(count: int, items: int, seed: int = 20240601) -> list[Feed]:
     for i in range(count):
         japanese_feed = i % 3 == 0  # a third Japanese, the rest English with a few JA items
         use_content = i % 2 == 0  # half content:encoded (+ short description), half description
-        site = f"https://news{i}.example.com"
+        # .test never resolves: nothing in the bench can reach the internet by accident
+        site = f"https://news{i}.example.test"
         entries: list[str] = []
         for j in range(items):
             japanese = japanese_feed or rng.random() < 0.1
             item_id = f"{i}-{j}"
             if japanese:
                 title = (
-                    f"{rng.choice(_JA_SUBJECTS)}、{rng.choice(_JA_OBJECTS)}"
+                    f"{rng.choice(_JA_SUBJECTS)}、{rng.choice(_JA_QUALIFIERS)}"
+                    f"{rng.choice(_JA_TOPICS)}を使った{rng.choice(_JA_OBJECTS)}"
                     f"「Model-{i}.{j}」{rng.choice(_JA_VERBS)}"
                 )
             else:
                 title = (
                     f"{rng.choice(_EN_SUBJECTS)} {rng.choice(_EN_VERBS)} "
-                    f"{rng.choice(_EN_OBJECTS)} (v{i}.{j})"
+                    f"{rng.choice(_EN_OBJECTS)} {rng.choice(_EN_QUALIFIERS)}, "
+                    f"built on {rng.choice(_EN_TOPICS)} (v{i}.{j})"
                 )
             link = f"{site}/{now:%Y/%m}/article-{item_id}.html?utm_source=rss"
             published = now - timedelta(minutes=5 * j + (i % 60), seconds=rng.randint(0, 59))
@@ -316,6 +343,9 @@ class RunResult:
     stdout: str
     stderr: str
     maxrss_mb: float  # wait4() of the child: its own peak, or its largest waited-for descendant
+    cpu_s: float  # wait4() of the child: user + sys of it and its waited-for descendants
+    tree_cpu_s: float  # sampled CPU time of the child and all its descendants
+    single_rss_mb: float  # sampled peak RSS of the largest single process in the tree
     tree_rss_mb: float  # sampled peak of the sum of RSS over the child and all its descendants
     tree_pss_mb: float  # same, proportional set size (shared pages split between processes)
     tree_procs: int  # most processes seen at once in the tree
@@ -335,8 +365,13 @@ def ainews_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
 
 
-def _children_map() -> dict[int, list[int]]:
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_table() -> tuple[dict[int, list[int]], dict[int, tuple[int, int]]]:
+    """Children of every pid, and (start time, CPU ticks used) of every pid, from /proc."""
     children: dict[int, list[int]] = {}
+    cpu: dict[int, tuple[int, int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -346,9 +381,11 @@ def _children_map() -> dict[int, list[int]]:
         except OSError:
             continue
         # fields after the command name, which is in parentheses and may contain spaces
-        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        cpu[pid] = (int(fields[19]), int(fields[11]) + int(fields[12]))  # starttime, utime+stime
+    return children, cpu
 
 
 def _memory_of(pid: int) -> tuple[int, int]:
@@ -368,15 +405,23 @@ def _memory_of(pid: int) -> tuple[int, int]:
 
 @dataclass(slots=True)
 class TreeSampler:
-    """Samples the memory of a process tree every `interval` seconds from /proc."""
+    """Samples the memory and CPU time of a process tree every `interval` seconds from /proc.
+    CPU time is the last value seen per process, so a process that exits between two samples
+    loses at most one interval of it."""
 
     root: int
     interval: float = 0.1
     peak_rss_kb: int = 0
     peak_pss_kb: int = 0
+    peak_single_rss_kb: int = 0
     peak_procs: int = 0
+    _ticks: dict[tuple[int, int], int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._ticks.values()) / _CLOCK_TICKS
 
     def start(self) -> None:
         if not Path("/proc/self/smaps_rollup").exists():
@@ -391,7 +436,7 @@ class TreeSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            children = _children_map()
+            children, cpu = _process_table()
             pids, todo = [], [self.root]
             while todo:
                 pid = todo.pop()
@@ -401,6 +446,10 @@ class TreeSampler:
             for pid in pids:
                 r, p = _memory_of(pid)
                 rss, pss = rss + r, pss + p
+                self.peak_single_rss_kb = max(self.peak_single_rss_kb, r)
+                if pid in cpu:
+                    start, ticks = cpu[pid]
+                    self._ticks[(pid, start)] = ticks
             self.peak_rss_kb = max(self.peak_rss_kb, rss)
             self.peak_pss_kb = max(self.peak_pss_kb, pss)
             self.peak_procs = max(self.peak_procs, len(pids))
@@ -434,6 +483,9 @@ def run_ainews(args: list[str], env: dict[str, str], cwd: Path) -> RunResult:
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
             maxrss_mb=usage.ru_maxrss / 1024,  # kB on Linux
+            cpu_s=usage.ru_utime + usage.ru_stime,
+            tree_cpu_s=sampler.cpu_seconds,
+            single_rss_mb=sampler.peak_single_rss_kb / 1024,
             tree_rss_mb=sampler.peak_rss_kb / 1024,
             tree_pss_mb=sampler.peak_pss_kb / 1024,
             tree_procs=sampler.peak_procs,
@@ -510,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     # urllib (the naive loop) honours proxy variables; the bench server is local.
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
+    load_before = _load_average()
     workdir = Path(tempfile.mkdtemp(prefix="ainews-bench-"))
     server: FeedServer | None = None
     try:
@@ -603,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
             served_304=served_304,
             max_in_flight=max_in_flight1,
             total_bytes=total_bytes,
+            load_before=load_before,
         )
         if problems:
             print("\nINVALID RUN:")
@@ -619,6 +673,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def print_table(
     *,
     args: argparse.Namespace,
@@ -633,6 +694,7 @@ def print_table(
     served_304: int,
     max_in_flight: int,
     total_bytes: int,
+    load_before: str,
 ) -> None:
     naive_ratio = naive_s / first.seconds
     floor_ratio = first.seconds / floor_s
@@ -640,7 +702,7 @@ def print_table(
     def mark(ok: bool) -> str:
         return "PASS" if ok else "MISS  <<<"
 
-    cpus = os.cpu_count()
+    cpus = os.cpu_count() or 1
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -654,7 +716,7 @@ def print_table(
     )
     print(
         f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"feedparser {feedparser.__version__}"
+        f"feedparser {feedparser.__version__}; load average before the run: {load_before}"
     )
     print(
         f"workload: {args.feeds} feeds × {args.items} items, {total_bytes / 1e6:.1f} MB, "
@@ -673,13 +735,20 @@ def print_table(
         ("ainews poll --json, nothing due (fixed cost)", f"{idle.seconds:8.2f} s"),
         ("naive loop: feedparser.parse(url) × N", f"{naive_s:8.2f} s"),
         ("parse floor: feedparser.parse(bytes) × N", f"{floor_s:8.2f} s"),
-        ("peak RSS, poll, largest process (wait4)", f"{first.maxrss_mb:8.1f} MB"),
+        ("peak RSS, poll, main process (wait4 ru_maxrss)", f"{first.maxrss_mb:8.1f} MB"),
+        ("peak RSS, poll, largest process (sampled)", f"{first.single_rss_mb:8.1f} MB"),
         (
-            f"peak RSS, poll, whole tree ({first.tree_procs} procs)",
+            f"peak RSS, poll, whole tree ({first.tree_procs} procs, sampled)",
             f"{first.tree_rss_mb:8.1f} MB",
         ),
-        ("peak PSS, poll, whole tree", f"{first.tree_pss_mb:8.1f} MB"),
-        ("peak RSS, 304 pass, largest process", f"{second.maxrss_mb:8.1f} MB"),
+        ("peak PSS, poll, whole tree (sampled)", f"{first.tree_pss_mb:8.1f} MB"),
+        ("peak RSS, 304 pass, whole tree (sampled)", f"{second.tree_rss_mb:8.1f} MB"),
+        ("CPU time, poll, whole tree (sampled)", f"{first.tree_cpu_s:8.2f} s"),
+        ("CPU time, poll, main process (wait4)", f"{first.cpu_s:8.2f} s"),
+        (
+            f"CPU use during poll (of {cpus} CPUs)",
+            f"{first.tree_cpu_s / first.seconds / (cpus or 1) * 100:8.0f} %",
+        ),
         ("server requests: poll / 304 pass", f"{requests1:>6} / {requests2}"),
         ("server 304s in the 304 pass", f"{served_304:>8}"),
         ("max concurrent requests at the server", f"{max_in_flight:>8}"),

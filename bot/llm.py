@@ -28,42 +28,56 @@ MESSAGE_OVERHEAD_TOKENS = 8
 
 
 class TokenBudget:
-    """The day's allowance, shared by every call of this process. Reservations are taken under
-    a lock so concurrent calls cannot overspend together; the actual usage is stored."""
+    """The day's allowance, shared by every call of this process.
+
+    A call reserves its worst case (prompt plus the output cap) before it is sent. When that
+    does not fit beside the calls in flight, it waits for them to settle — their actual usage
+    is usually far below what they reserved — and only a call that cannot fit even with
+    nothing in flight is refused with `BudgetExhausted`.
+    """
 
     def __init__(self, *, db: Database, daily_limit: int, tz: tzinfo) -> None:
         self.db = db
         self.daily_limit = daily_limit
         self.tz = tz
-        self._lock = asyncio.Lock()
+        self._changed = asyncio.Condition()
         self._reserved = 0
 
     def today(self) -> date:
         return datetime.now(self.tz).date()
 
     async def reserve(self, tokens: int) -> None:
-        async with self._lock:
-            used = await self.db.run(tokens_used_on, day=self.today())
-            if used + self._reserved + tokens > self.daily_limit:
-                raise BudgetExhausted(
-                    f"daily token budget spent ({used} of {self.daily_limit} used)"
-                )
-            self._reserved += tokens
+        async with self._changed:
+            while True:
+                used = await self.db.run(tokens_used_on, day=self.today())
+                if used + self._reserved + tokens <= self.daily_limit:
+                    self._reserved += tokens
+                    return
+                if self._reserved == 0:
+                    raise BudgetExhausted(
+                        f"daily token budget spent ({used} of {self.daily_limit} used)"
+                    )
+                await self._changed.wait()
 
     async def settle(
         self, *, reserved: int, model: str, purpose: str, prompt: int, completion: int
     ) -> None:
-        async with self._lock:
-            self._reserved -= reserved
-        if prompt or completion:
-            await self.db.run(
-                record_usage,
-                day=self.today(),
-                model=model,
-                purpose=purpose,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-            )
+        """Record what the call used and release its reservation (in that order, so a waiting
+        call sees the usage before the room)."""
+        async with self._changed:
+            try:
+                if prompt or completion:
+                    await self.db.run(
+                        record_usage,
+                        day=self.today(),
+                        model=model,
+                        purpose=purpose,
+                        prompt_tokens=prompt,
+                        completion_tokens=completion,
+                    )
+            finally:
+                self._reserved -= reserved
+                self._changed.notify_all()
 
 
 class OpenAIChat:

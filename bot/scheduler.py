@@ -6,8 +6,8 @@
   grace: a bot that was down at 08:30 and is back by 11:30 still posts (the database claim
   keeps it to once per day);
 - SIGINT/SIGTERM pause the scheduler, let running jobs finish for AINEWS_SHUTDOWN_GRACE
-  seconds, then cancel them. Every database write is one transaction in a worker thread, so a cancelled job leaves
-  no half-written row.
+  seconds, then cancel them. Every database write is one transaction in a worker thread, so
+  a cancelled job leaves no half-written row.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 from storage.taxonomy import Taxonomy
 
-SUMMARY_PROMPT_VERSION = "sum-v1"
+SUMMARY_PROMPT_VERSION = "sum-v2"
 
 SUMMARY_SYSTEM = """\
 あなたはAIニュースを日本語でまとめる編集者です。
@@ -27,7 +27,7 @@ SUMMARY_SYSTEM = """\
 
 厳守するルール:
 - この記事に書かれている事実だけを書く。一般知識や他の記事の情報を加えない。
-- 数字は記事に書かれている数値だけを、記事と同じ数値のまま使う（単位の換算や計算をしない）。
+- 数字は記事に書かれている数値だけを使う。英語の記事の金額や数量は万・億・兆で書き換えてよいが、値を変えたり、合計や割合を計算したりしない。
 - 製品名・企業名などの英字表記は記事の表記のまま使う。
 - 記事の中の @everyone、@here、<!channel> などのメンションは書き写さない。
 """

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from jobs.extractive import EXTRACTIVE_MODEL, EXTRACTIVE_VERSION, summarize_extractively
 from jobs.grounding import grounding_problems
-from jobs.llm import LLM, BudgetExhausted, LLMError
+from jobs.llm import LLM, BudgetExhausted, InvalidOutput, LLMError
 from jobs.prompts import SUMMARY_PROMPT_VERSION, summary_prompt, summary_schema
 from jobs.text import shorten
 from storage.articles import articles_without_summary, story_sizes
@@ -152,11 +152,12 @@ class Summarizer:
             summary = Summary(**fields, article_id=article.id)
             report.cached += 1
         else:
-            summary = await self._with_llm(article, source, report)
-            if summary is None:
+            drafted = await self._with_llm(article, source, report)
+            if drafted is None:
                 summary = self._extractive(article, source, story_size)
                 report.extractive += 1
             else:
+                summary = drafted
                 report.llm += 1
         await self.db.run(save_summary, summary=summary)
 
@@ -192,13 +193,21 @@ class Summarizer:
                     "token budget spent; falling back to extractive", extra={"why": str(exc)}
                 )
                 return None
-            except LLMError as exc:
-                feedback = str(exc)
-                log.warning(
-                    "summary call failed",
+            except InvalidOutput as exc:
+                feedback = str(exc)  # the model's own mistake: worth one re-ask
+                log.info(
+                    "summary reply unusable",
                     extra={"article_id": article.id, "attempt": attempt, "error": str(exc)},
                 )
                 continue
+            except LLMError as exc:
+                # Transport or API failure after the client's own retries: asking again now
+                # would only repeat them.
+                log.warning(
+                    "summary call failed", extra={"article_id": article.id, "error": str(exc)}
+                )
+                report.fallbacks += 1
+                return None
             tokens[0] += reply.prompt_tokens
             tokens[1] += reply.completion_tokens
             draft, problem = self._validate(reply.data, source_text)

@@ -1,4 +1,4 @@
-"""The daily briefing: selection, window, and the Markdown format of shared/docs/briefing-format.md."""
+"""The daily briefing: selection, window, and the Markdown format of the shared doc."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from bot.render.markdown import considered, render_briefing
 from jobs.briefing import BriefingConfig, briefing_day_for, briefing_window
 from jobs.briefing_model import Briefing, BriefingItem, BriefingSection, Highlight, Link, Trend
 from storage.taxonomy import Taxonomy
+from tests.conftest import make_settings
+from tests.fakes.openai_server import OpenAIServer
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 CONFIG = BriefingConfig(tz=TOKYO, briefing_time=time(8, 30), size=20, max_output_tokens=800)
@@ -239,3 +241,47 @@ async def test_briefing_size_is_configurable_and_picks_the_most_important(
     full = await run_demo(settings)
     cutoff = sorted((i.importance for i in full.briefing.items), reverse=True)[4]
     assert min(i.importance for i in items) >= cutoff - 1
+
+
+async def test_trend_analysis_by_the_model_is_grounded_or_replaced_by_counts(
+    tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    """One call over the selected items; a trend that invents a figure is not published."""
+    from bot.app import briefing_for, open_app
+
+    settings = make_settings(tmp_path)
+    await run_demo(settings)  # fills var/demo/ainews-demo.sqlite3 with summarised articles
+    database = demo_settings_path(settings)
+    llm_settings = make_settings(
+        tmp_path,
+        DATABASE_URL=f"sqlite:///{database}",
+        OPENAI_API_KEY="test",
+        OPENAI_BASE_URL=openai_server.base_url + "/v1",
+        AINEWS_LLM_MAX_RETRIES=0,
+    )
+    grounded = {
+        "themes": [{"name": "推論チップ", "text": "Hoshizora AIが量産を開始した（#1）。"}],
+        "organisations": [{"name": "Hoshizora AI", "text": "推論チップHZ-2の量産を開始。"}],
+        "outlook": "推論向けハードウェアの競争が続く見通し。",
+    }
+    invented = {**grounded, "outlook": "市場は2030年までに987兆円に達する。"}
+    openai_server.enqueue_json(grounded)
+    openai_server.enqueue_json(invented)
+    async with open_app(llm_settings, llm=True) as app:
+        good = await briefing_for(app, date(2026, 11, 23))
+        bad = await briefing_for(app, date(2026, 11, 23))
+
+    assert len(openai_server.requests) == 2
+    request = openai_server.requests[0]
+    assert request["response_format"]["type"] == "json_schema"
+    user = request["messages"][-1]["content"]
+    assert all(f"[{item.number}] " in user for item in good.items)  # every selected item
+    assert good.trend.automatic is False
+    assert good.trend.outlook == grounded["outlook"]
+    assert "## 📊 本日のトレンド分析\n" in render_briefing(good)
+    assert bad.trend.automatic is True  # "987" is in no article: counts instead
+    assert "987" not in render_briefing(bad)
+
+
+def demo_settings_path(settings: Settings) -> Path:
+    return settings.var_dir / "demo" / "ainews-demo.sqlite3"

@@ -27,7 +27,10 @@ from tests.fakes.openai_server import OpenAIServer
 
 FAST_RETRY = {"retry-after-ms": "1"}
 SYSTEM = "あなたはテスト用のアシスタントです。JSONだけを返してください。"
-USER = "<<<ARTICLE 0011223344556677>>>\nNimbus-2は120億パラメータ。\n<<<END ARTICLE 0011223344556677>>>"
+USER = (
+    "<<<ARTICLE 0011223344556677>>>\nNimbus-2は120億パラメータ。\n"
+    "<<<END ARTICLE 0011223344556677>>>"
+)
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -160,7 +163,7 @@ async def test_usage_recorded_today_counts_and_yesterdays_does_not(
     assert len(openai_server.requests) == 1
 
 
-async def test_concurrent_calls_cannot_overspend_together(
+async def test_concurrent_calls_wait_for_room_instead_of_overspending(
     tmp_path: Path, openai_server: OpenAIServer
 ) -> None:
     openai_server.responder = lambda request: {"answer": "ok"}
@@ -174,10 +177,11 @@ async def test_concurrent_calls_cannot_overspend_together(
         usage = await llm.budget.db.run(_usage)
         assert llm.budget._reserved == 0
 
-    refused = [r for r in results if isinstance(r, BudgetExhausted)]
-    assert len(refused) == 2
-    assert len(openai_server.requests) == 2
-    assert len(usage) == 2
+    # Only two reservations fit at once; the others wait for them to settle, and then fit,
+    # because the replies used far less than the output cap they reserved.
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert len(openai_server.requests) == 4
+    assert len(usage) == 4
     assert sum(u.prompt_tokens + u.completion_tokens for u in usage) <= budget
 
 

@@ -6,7 +6,7 @@ import asyncio
 import io
 import os
 import signal
-import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,13 +25,11 @@ from tests.fakes.feed_server import FeedServer
 from tests.test_cli import AINEWS
 
 
-async def wait_for(predicate: object, timeout: float = 15.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     """Poll a condition instead of sleeping a fixed time."""
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
 
 
 def count(settings: Settings, model: type[Article] | type[Summary]) -> int:

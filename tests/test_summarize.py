@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from bot.app import App, open_app, summarize_pending
 from bot.tokens import TiktokenCounter
-from jobs.prompts import summary_prompt
+from jobs.prompts import SUMMARY_PROMPT_VERSION, summary_prompt
 from jobs.summarize import SummarizeReport
 from jobs.text import content_hash, split_sentences
 from storage.articles import NewArticle, insert_new_articles
@@ -189,8 +189,13 @@ async def summarize(app: App) -> tuple[SummarizeReport, dict[int, Summary], list
 
 def stored_text(summary: Summary) -> str:
     return "\n".join(
-        [summary.title_ja, summary.overview, *summary.points, summary.why_important]
-        + summary.keywords
+        [
+            summary.title_ja,
+            summary.overview,
+            *summary.points,
+            summary.why_important,
+            *summary.keywords,
+        ]
     )
 
 
@@ -219,7 +224,7 @@ async def test_each_article_gets_its_own_grounded_llm_summary(
         summary = summaries[article_id]
         assert summary.method == "llm"
         assert summary.model == "gpt-4o-mini"
-        assert summary.prompt_version == "sum-v1"
+        assert summary.prompt_version == SUMMARY_PROMPT_VERSION
         assert summary.content_hash == content_hash(title, body)
         assert summary.title_ja == title
         assert summary.overview == split_sentences(body)[0]
@@ -254,13 +259,13 @@ async def test_rate_limit_is_retried_by_the_client_then_stored(
 async def test_rate_limit_beyond_retries_falls_back_to_extractive(
     tmp_path: Path, openai_server: OpenAIServer
 ) -> None:
-    for _ in range(6):  # two summary attempts, each 1 + 2 client retries
+    for _ in range(3):  # 1 + 2 client retries; a transport failure is not re-asked
         openai_server.enqueue_error(429, headers=FAST_RETRY)
     async with llm_app(tmp_path, openai_server) as app:
         [article_id] = await add_articles(app, NIMBUS)
         report, summaries, usage = await summarize(app)
 
-    assert len(openai_server.requests) == 6 and openai_server.pending == 0
+    assert len(openai_server.requests) == 3 and openai_server.pending == 0
     assert summaries[article_id].method == "extractive"
     assert report.extractive == 1 and report.fallbacks == 1
     assert usage == []
@@ -355,17 +360,19 @@ async def test_full_width_numbers_from_the_article_are_accepted(
     assert summaries[article_id].method == "llm"
 
 
-async def test_converted_number_is_rejected(tmp_path: Path, openai_server: OpenAIServer) -> None:
-    # The article says 100万; "1,000,000" is a conversion the prompt forbids.
-    openai_server.responder = first_then_grounded(with_extra("単位は1,000,000トークン。"))
+async def test_wrongly_scaled_number_is_rejected(
+    tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    # The article says 100万; "100億" keeps the digits but changes the fact.
+    openai_server.responder = first_then_grounded(with_extra("単位は100億トークン。"))
     async with llm_app(tmp_path, openai_server) as app:
         [article_id] = await add_articles(app, NIMBUS)
         _, summaries, _ = await summarize(app)
 
     assert len(openai_server.requests) == 2
-    assert "numbers not in the article: 1000000" in retry_feedback(openai_server.requests[1])
+    assert "numbers not in the article: 100" in retry_feedback(openai_server.requests[1])
     assert summaries[article_id].method == "llm"
-    assert "1,000,000" not in stored_text(summaries[article_id])
+    assert "100億" not in stored_text(summaries[article_id])
 
 
 async def test_name_from_another_article_is_rejected(
@@ -549,7 +556,9 @@ async def test_daily_budget_stops_calls_and_the_rest_fall_back(
         assert app.llm.budget._reserved == 0  # type: ignore[attr-defined]
 
     calls = len(openai_server.requests)
-    assert 1 <= calls <= 2
+    # Calls wait for those in flight to settle, then fit in what is really left; the rest fall
+    # back once even an idle budget has no room for another call.
+    assert 2 <= calls < len(articles)
     assert report.llm == calls and report.extractive == len(articles) - calls
     assert (
         sorted(s.method for s in summaries.values())

@@ -41,9 +41,7 @@ JAPANESE = "".join(
 
 
 def _tiktoken_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [
-        r for r in caplog.records if r.name == "bot.tokens" and r.levelno == logging.WARNING
-    ]
+    return [r for r in caplog.records if r.name == "bot.tokens" and r.levelno == logging.WARNING]
 
 
 @pytest.mark.parametrize(
@@ -81,7 +79,7 @@ def test_unknown_model_uses_the_default_encoding(tmp_path: Path) -> None:
     assert encoding_name_for("some-future-model") == "o200k_base"
     counter = load_counter("some-future-model", tmp_path)
     assert isinstance(counter, TiktokenCounter)
-    assert counter._encoding.name == "o200k_base"
+    assert counter._encoding.name == "o200k_base"  # type: ignore[attr-defined]
 
 
 def test_special_token_text_in_articles_is_counted_not_rejected(tmp_path: Path) -> None:
