@@ -200,9 +200,18 @@ def digest(
     async def main() -> str:
         from bot.app import briefing_for, open_app
         from bot.render.markdown import render_briefing
+        from jobs.briefing import briefing_window
+        from storage.briefings import unsummarised_between
 
         wanted = _parse_day(day) if day else datetime.now(settings.tz).date()
         async with open_app(settings, llm=True) as app:
+            start, end = briefing_window(wanted, app.briefing_config)
+            pending = await app.db.run(unsummarised_between, start=start, end=end)
+            if pending:
+                err.print(
+                    f"[yellow]note:[/] {pending} articles of this day have no summary yet and "
+                    "are left out; run `ainews summarize` first"
+                )
             briefing = await briefing_for(app, wanted)
         if fmt is OutputFormat.json:
             return json.dumps(asdict(briefing), ensure_ascii=False, default=str, indent=2) + "\n"

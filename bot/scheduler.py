@@ -71,9 +71,12 @@ async def run_bot(app: App, *, stop: asyncio.Event | None = None) -> None:
     publisher = ConsolePublisher(db=app.db, directory=settings.briefings_dir)
     runner = JobRunner()
 
+    pipeline = asyncio.Lock()  # the briefing's own poll waits for a running one, not races it
+
     async def poll_and_summarize() -> None:
-        await poll_once(app)
-        await summarize_pending(app)
+        async with pipeline:
+            await poll_once(app)
+            await summarize_pending(app)
 
     async def daily_briefing() -> None:
         await poll_and_summarize()

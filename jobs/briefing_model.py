@@ -3,7 +3,7 @@ Text here is plain and untrusted; renderers escape it for their platform."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 
@@ -60,7 +60,6 @@ class Briefing:
     trend: Trend
     window_start: datetime
     window_end: datetime
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def items(self) -> tuple[BriefingItem, ...]:

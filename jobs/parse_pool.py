@@ -15,7 +15,7 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from types import TracebackType
 
-from jobs.feed_parse import ParsedFeed, extract_article_text, parse_feed
+from jobs.feed_parse import ParsedFeed, extract_article_text, parse_feed, warm_up
 
 
 class ParsePool:
@@ -25,11 +25,10 @@ class ParsePool:
     def __init__(self, workers: int = 0) -> None:
         self.workers = workers or os.cpu_count() or 1
         self._executor: Executor | None = None
+        self._open = False
 
     async def __aenter__(self) -> ParsePool:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["jobs.feed_parse"])
-        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        self._open = True
         return self
 
     async def __aexit__(
@@ -38,13 +37,23 @@ class ParsePool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._open = False
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
     def _pool(self) -> Executor:
-        if self._executor is None:
+        """The executor, started on first use: a poll where every feed answers 304 never pays
+        for worker processes. All workers start at once, so their start-up (imports) overlaps
+        the fetches still in flight instead of delaying the parses queued behind the first."""
+        if not self._open:
             raise RuntimeError("ParsePool used outside `async with`")
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["jobs.feed_parse"])
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            for _ in range(self.workers):
+                self._executor.submit(warm_up)
         return self._executor
 
     async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:

@@ -239,5 +239,10 @@ def _failure(
         delay = max(delay, timedelta(seconds=retry_after))
     log.warning("source failed", extra={"source_id": source.id, "url": source.url, "error": error})
     return PollState(
-        source_id=source.id, polled_at=now, next_poll_at=now + delay, status=status, error=error
+        source_id=source.id,
+        polled_at=now,
+        next_poll_at=now + delay,
+        status=status,
+        error_count=source.error_count + 1,
+        error=error,
     )

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, and_, func, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
 
+from storage.db import insert_or_ignore
 from storage.models import Article, Source, Summary
 
 
@@ -31,15 +31,6 @@ class TitleRow:
     source_id: int
     title: str
     story_id: int | None
-
-
-def _insert_ignoring_duplicates(session: Session) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING for the current backend: a URL or (source, GUID) that is
-    already stored — possibly by another process a moment ago — is skipped, not an error."""
-    table = Article.__table__  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def insert_new_articles(
@@ -84,7 +75,7 @@ def insert_new_articles(
     if not rows:
         return []
     table = Article.__table__  # type: ignore[attr-defined]
-    statement = _insert_ignoring_duplicates(session).returning(table.c.url, table.c.id)
+    statement = insert_or_ignore(session, table).returning(table.c.url, table.c.id)
     return [(row[0], row[1]) for row in session.execute(statement, rows)]
 
 

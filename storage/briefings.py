@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.clock import utcnow
+from storage.db import insert_or_ignore
 from storage.models import Article, Briefing, Source, Summary
 
 
@@ -47,18 +47,18 @@ def unsummarised_between(*, session: Session, start: datetime, end: datetime) ->
 def claim_briefing(*, session: Session, day: date, destination: str) -> Briefing | None:
     """Claim (day, destination) for posting; None when it is already posted. An earlier claim
     that never finished (crash) is returned again so the caller can resume it."""
-    existing = session.exec(
+    table = Briefing.__table__  # type: ignore[attr-defined]
+    claimed = session.execute(
+        insert_or_ignore(session, table).values(
+            day=day, destination=destination, status="claimed", payload={}, claimed_at=utcnow()
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    briefing = session.exec(
         select(Briefing).where(Briefing.day == day, Briefing.destination == destination)
-    ).first()
-    if existing is not None:
-        return None if existing.status == "posted" else existing
-    briefing = Briefing(day=day, destination=destination)
-    try:
-        with session.begin_nested():  # another process may claim it at the same moment
-            session.add(briefing)
-    except IntegrityError:
-        return None
-    return briefing
+    ).one()
+    if claimed:
+        return briefing
+    return None if briefing.status == "posted" else briefing
 
 
 def mark_posted(*, session: Session, briefing_id: int, parent_ref: str | None) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import Source
@@ -32,6 +32,7 @@ class PollState:
     status: int | None
     etag: str | None = None
     last_modified: str | None = None
+    error_count: int = 0
     error: str | None = None
     moved_to: str | None = None
     keep_validators: bool = True
@@ -107,27 +108,37 @@ def due_sources(*, session: Session, now: datetime, force: bool = False) -> list
     return list(session.exec(query.order_by(col(Source.id))))
 
 
-def record_poll_states(*, session: Session, states: Iterable[PollState]) -> None:
-    """Apply poll outcomes. Errors bump `error_count` (it drives the back-off); a success resets
-    it. Validators are replaced only by a fresh 200 response."""
+def record_poll_states(*, session: Session, states: Sequence[PollState]) -> None:
+    """Apply poll outcomes in one bulk UPDATE (a 304 pass over hundreds of sources is one
+    statement, not hundreds). Validators change only with a fresh 200 response; a permanent
+    redirect moves the source unless another source already has the new URL."""
+    rows: list[dict[str, object]] = []
     for state in states:
-        source = session.get(Source, state.source_id)
-        if source is None:  # removed while the poll ran
-            continue
-        source.last_polled_at = state.polled_at
-        source.next_poll_at = state.next_poll_at
-        source.last_status = state.status
-        if state.error is None:
-            source.error_count = 0
-            source.last_error = None
-        else:
-            source.error_count += 1
-            source.last_error = state.error
+        row: dict[str, object] = {
+            "id": state.source_id,
+            "last_polled_at": state.polled_at,
+            "next_poll_at": state.next_poll_at,
+            "last_status": state.status,
+            "error_count": state.error_count,
+            "last_error": state.error,
+        }
         if not state.keep_validators:
-            source.etag = state.etag
-            source.last_modified = state.last_modified
-        if state.moved_to and state.moved_to != source.url:
+            row["etag"] = state.etag
+            row["last_modified"] = state.last_modified
+        rows.append(row)
+    existing = set(
+        session.exec(select(Source.id).where(col(Source.id).in_([r["id"] for r in rows])))
+    )
+    for keys in {tuple(sorted(r)) for r in rows}:  # executemany needs one shape per batch
+        batch = [r for r in rows if tuple(sorted(r)) == keys and r["id"] in existing]
+        if batch:
+            session.execute(update(Source), batch)
+    for state in states:
+        if state.moved_to and state.source_id in existing:
             taken = session.exec(select(Source.id).where(Source.url == state.moved_to)).first()
             if taken is None:
-                source.url = state.moved_to
-        session.add(source)
+                session.execute(
+                    update(Source)
+                    .where(col(Source.id) == state.source_id)
+                    .values(url=state.moved_to)
+                )

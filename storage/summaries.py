@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from storage.db import insert_or_ignore
 from storage.models import Summary
 
 
@@ -24,9 +25,9 @@ def cached_summary(
 
 
 def save_summary(*, session: Session, summary: Summary) -> bool:
-    """Insert unless the article got a summary meanwhile (another process); True if stored."""
-    taken = session.exec(select(Summary.id).where(Summary.article_id == summary.article_id)).first()
-    if taken is not None:
-        return False
-    session.add(summary)
-    return True
+    """Insert unless the article got a summary meanwhile (another job or process: the unique
+    article_id decides); True if stored."""
+    table = Summary.__table__  # type: ignore[attr-defined]
+    values = summary.model_dump(exclude={"id"})
+    result = session.execute(insert_or_ignore(session, table).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

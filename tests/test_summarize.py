@@ -637,3 +637,23 @@ async def test_without_api_key_everything_is_extractive(
     assert usage == []
     # Extractive text is copied from the article, so it passes the same grounding bar.
     assert summaries[ids[0]].overview.startswith("Nimbus Labsは新しい言語モデル")
+
+
+async def test_two_summarizers_at_once_store_one_summary_per_article(tmp_path: Path) -> None:
+    """Two jobs (or processes) racing on the same pending articles: each article ends with one
+    summary and neither job fails."""
+    from bot.app import open_app, summarize_pending
+    from tests.conftest import make_settings
+
+    async with open_app(make_settings(tmp_path)) as app:
+        ids = await add_articles(app, NIMBUS, ZEPHYRA, KAIROS)
+        reports = await asyncio.gather(summarize_pending(app), summarize_pending(app))
+        summaries = await app.db.run(_all_summaries)
+    assert sorted(s.article_id for s in summaries) == sorted(ids)
+    assert sum(r.total for r in reports) >= len(ids)
+
+
+def _all_summaries(*, session: Any) -> list[Summary]:
+    from sqlmodel import select
+
+    return list(session.exec(select(Summary)))
