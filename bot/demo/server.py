@@ -5,42 +5,24 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from types import TracebackType
 
 from aiohttp import web
+
+from bot.demo.local_server import LocalServer
 
 DEMO_DIR = Path(__file__).resolve().parent
 BASE_URL_PLACEHOLDER = "{{BASE_URL}}"
 
 
-class DemoFeedServer:
+class DemoFeedServer(LocalServer):
     def __init__(self, directory: Path = DEMO_DIR) -> None:
+        super().__init__()
         self.directory = directory
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
-    async def __aenter__(self) -> DemoFeedServer:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/{kind:feeds|pages}/{name}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def url(self, path: str) -> str:
-        return f"{self.base_url}/{path.lstrip('/')}"
+        return app
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         kind, name = request.match_info["kind"], request.match_info["name"]

@@ -20,11 +20,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from bot.demo.local_server import LocalServer
 
 __all__ = [
     "DEFAULT_LAST_MODIFIED",
@@ -95,7 +96,7 @@ class _Resource:
     last_modified: datetime | None
 
 
-class FeedServer:
+class FeedServer(LocalServer):
     """An aiohttp server that serves feeds and injects per-path faults.
 
     Use as ``async with FeedServer() as srv:``; the server listens only inside the block.
@@ -108,64 +109,18 @@ class FeedServer:
         `shutdown_timeout` bounds how long leaving the ``async with`` waits for in-flight
         handlers (e.g. a `slow` path the client abandoned) so a test never hangs on teardown.
         """
+        super().__init__(shutdown_timeout=shutdown_timeout)
         self.calls: list[Call] = []
         self.latency: float = 0.0
         """Extra seconds added before every response, to model a distant host."""
         self.disconnects: list[str] = []
         """Paths whose response was abandoned by the client mid-way (slow or huge bodies)."""
         self._routes: dict[str, _Handler] = {}
-        self._shutdown_timeout = shutdown_timeout
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        """Bind 127.0.0.1 on an ephemeral port and start serving."""
-        if self._runner is not None:
-            raise RuntimeError("FeedServer already started")
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        # handler_cancellation: when a client gives up (timeout, early close) the handler's
-        # sleep/stream is cancelled instead of running on, which is what a real server does
-        # and what keeps teardown fast.
-        runner = web.AppRunner(
-            app,
-            handler_cancellation=True,
-            access_log=None,
-            shutdown_timeout=self._shutdown_timeout,
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
-        self._base_url = f"http://{host}:{port}"
-
-    async def close(self) -> None:
-        """Stop listening and drop open connections; safe to call twice."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        """Root URL such as ``http://127.0.0.1:54321`` (no trailing slash)."""
-        if self._base_url is None:
-            raise RuntimeError("FeedServer is not running; use `async with FeedServer()`")
-        return self._base_url
+        return app
 
     def url(self, path: str) -> str:
         """Absolute URL for `path` on this server (a leading slash is optional)."""

@@ -19,11 +19,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from bot.demo.local_server import LocalServer
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -88,7 +89,7 @@ class _Error:
     body: bytes
 
 
-class OpenAIServer:
+class OpenAIServer(LocalServer):
     """Serves ``POST /v1/chat/completions`` and ``GET /v1/models`` on 127.0.0.1:<ephemeral>.
 
     Every parsed chat request is appended to `requests` (and its lower-cased headers to
@@ -98,6 +99,7 @@ class OpenAIServer:
 
     def __init__(self, *, shutdown_timeout: float = 0.5) -> None:
         """Create a stopped server; `shutdown_timeout` bounds teardown with requests in flight."""
+        super().__init__(shutdown_timeout=shutdown_timeout)
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.responder: Responder = default_responder
@@ -106,58 +108,13 @@ class OpenAIServer:
         self.models: list[str] = list(DEFAULT_MODELS)
         self._script: deque[_Content | _Error] = deque()
         self._ids = itertools.count(1)
-        self._shutdown_timeout = shutdown_timeout
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        """Bind 127.0.0.1 on an ephemeral port and start serving."""
-        if self._runner is not None:
-            raise RuntimeError("OpenAIServer already started")
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        # Cancel handlers whose client went away (e.g. it timed out during `latency`).
-        runner = web.AppRunner(
-            app,
-            handler_cancellation=True,
-            access_log=None,
-            shutdown_timeout=self._shutdown_timeout,
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
-        self._base_url = f"http://{host}:{port}"
-
-    async def close(self) -> None:
-        """Stop listening and drop open connections; safe to call twice."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        """Root URL such as ``http://127.0.0.1:54321``; the client wants ``base_url + "/v1"``."""
-        if self._base_url is None:
-            raise RuntimeError("OpenAIServer is not running; use `async with OpenAIServer()`")
-        return self._base_url
+        return app
 
     # -- scripting -------------------------------------------------------------------------
 
