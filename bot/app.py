@@ -14,6 +14,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.sources_file import load_sources_toml
+from handlers.context import HandlerContext
 from jobs.briefing import BriefingConfig, build_briefing
 from jobs.briefing_model import Briefing
 from jobs.fetch import Fetcher
@@ -21,8 +22,10 @@ from jobs.llm import LLM
 from jobs.parse_pool import ParsePool
 from jobs.poll import PollConfig, PollReport, Progress, poll_sources
 from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
+from storage.clock import utcnow
 from storage.db import Database
 from storage.migrate import upgrade_to_head
+from storage.search.index import all_article_ids, clear_index, index_articles
 from storage.sources import add_missing_sources, list_sources
 from storage.taxonomy import Taxonomy
 
@@ -159,3 +162,30 @@ async def briefing_for(app: App, day: date) -> Briefing:
     return await build_briefing(
         db=app.db, day=day, config=app.briefing_config, taxonomy=app.taxonomy, llm=app.llm
     )
+
+
+def handler_context(app: App, **who: object) -> HandlerContext:
+    """The context a handler gets for one command."""
+    return HandlerContext(
+        db=app.db,
+        taxonomy=app.taxonomy,
+        tz=app.settings.tz,
+        now=utcnow(),
+        llm=app.llm,
+        max_prompt_tokens=app.settings.max_article_tokens * 2,
+        max_output_tokens=app.settings.max_output_tokens,
+        **who,  # type: ignore[arg-type]
+    )
+
+
+async def reindex(app: App, *, progress: Progress | None = None, batch: int = 500) -> int:
+    """Rebuild the search index from the stored articles and summaries."""
+    ids = await app.db.run(all_article_ids)
+    await app.db.run(clear_index)
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        await app.db.run(index_articles, article_ids=chunk)
+        if progress is not None:
+            for _ in chunk:
+                progress()
+    return len(ids)

@@ -220,6 +220,103 @@ def digest(
     typer.echo(run(main()), nl=False)
 
 
+# ── search ───────────────────────────────────────────────────────────────────────────────────
+
+
+@cli.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help='Words (all must match), "a phrase", -excluded')],
+    category: Annotated[str | None, typer.Option(help="Category slug or label")] = None,
+    source: Annotated[str | None, typer.Option(help="Part of a source name")] = None,
+    since: Annotated[str | None, typer.Option(help="YYYY-MM-DD or 7d / 24h")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search stored articles (Japanese and English, titles, summaries and bodies)."""
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        from bot.app import handler_context, open_app
+        from bot.render.reply_markdown import render_reply
+        from handlers.filters import FilterError, SearchRequest, parse_since, resolve_category
+        from handlers.search import find, handle_search
+
+        async with open_app(settings) as app:
+            ctx = handler_context(app)
+            try:
+                request = SearchRequest(
+                    text=query,
+                    category=resolve_category(category, app.taxonomy) if category else None,
+                    source=source,
+                    since=parse_since(since, now=ctx.now, tz=ctx.tz) if since else None,
+                    limit=limit,
+                    page=page,
+                )
+            except FilterError as exc:
+                err.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(2) from None
+            if as_json:
+                hits = (await find(ctx, request)).hits
+                return json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2)
+            return render_reply(await handle_search(ctx, request))
+
+    typer.echo(run(main()))
+
+
+def _hit_json(hit: Any) -> dict[str, Any]:
+    return {
+        "url": hit.url,
+        "title": hit.title,
+        "title_ja": hit.title_ja,
+        "source": hit.source,
+        "published": hit.published.isoformat(),
+        "category": hit.category,
+        "score": hit.score,
+        "snippet": hit.snippet,
+        "other_sources": hit.other_sources,
+    }
+
+
+@cli.command()
+def ask(
+    question: str,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Answer a question from stored articles only, with numbered citations."""
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        from bot.app import handler_context, open_app
+        from bot.render.reply_markdown import render_reply
+        from handlers.ask import handle_ask
+
+        async with open_app(settings, llm=True) as app:
+            reply = await handle_ask(handler_context(app), question)
+        if as_json:
+            return json.dumps(asdict(reply), ensure_ascii=False, default=str, indent=2)
+        return render_reply(reply)
+
+    typer.echo(run(main()))
+
+
+@cli.command("reindex")
+def reindex_command() -> None:
+    """Rebuild the search index from the stored articles and summaries."""
+    settings = settings_or_exit()
+
+    async def main() -> int:
+        from bot.app import open_app, reindex
+        from storage.articles import count_articles
+
+        async with open_app(settings) as app:
+            total = await app.db.run(count_articles)
+            with progress_bar("indexing", total) as advance:
+                return await reindex(app, progress=advance)
+
+    err.print(f"indexed {run(main())} articles")
+
+
 # ── sources ──────────────────────────────────────────────────────────────────────────────────
 
 

@@ -6,6 +6,7 @@ from sqlmodel import Session, col, select
 
 from storage.db import insert_or_ignore
 from storage.models import Summary
+from storage.search.index import index_articles
 
 
 def cached_summary(
@@ -30,4 +31,7 @@ def save_summary(*, session: Session, summary: Summary) -> bool:
     table = Summary.__table__  # type: ignore[attr-defined]
     values = summary.model_dump(exclude={"id"})
     result = session.execute(insert_or_ignore(session, table).values(**values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    stored = bool(result.rowcount)  # type: ignore[attr-defined]
+    if stored:  # searchable with its Japanese summary from now on, in the same transaction
+        index_articles(session=session, article_ids=[summary.article_id])
+    return stored

@@ -1,0 +1,25 @@
+"""What a handler may use: storage, the model, the clock and who is asking. Built by the
+platform adapter (or the CLI) for each command; never a Slack or Discord object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from jobs.llm import LLM
+from storage.db import Database
+from storage.taxonomy import Taxonomy
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerContext:
+    db: Database
+    taxonomy: Taxonomy
+    tz: tzinfo
+    now: datetime
+    llm: LLM | None = None
+    max_prompt_tokens: int = 6000
+    max_output_tokens: int = 800
+    user_id: str | None = None
+    channel_id: str | None = None
+    is_admin: bool = False

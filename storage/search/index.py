@@ -1,0 +1,110 @@
+"""Writing the search index: one row per article, from its title, body and summary.
+
+An article is indexed when its summary is stored (the summarize job runs right after every
+poll), so its Japanese summary fields are searchable from the start; `ainews reindex` rebuilds
+everything. Deleted articles leave the index by cascade (PostgreSQL) or trigger (SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from storage.models import Article, Summary
+from storage.search.terms import cjk_chars, index_text
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    article_id: int
+    title: str
+    keywords: str
+    summary: str
+    body: str
+    chars: str
+
+
+def build_row(article: Article, summary: Summary | None) -> IndexRow:
+    assert article.id is not None
+    title = article.title
+    keywords = ""
+    summary_text = ""
+    if summary is not None:
+        title = f"{article.title}\n{summary.title_ja}"
+        keywords = " ".join(summary.keywords)
+        summary_text = "\n".join([summary.overview, *summary.points, summary.why_important])
+    everything = "\n".join([title, keywords, summary_text, article.body_text])
+    return IndexRow(
+        article_id=article.id,
+        title=index_text(title),
+        keywords=index_text(keywords),
+        summary=index_text(summary_text),
+        body=index_text(article.body_text),
+        chars=cjk_chars(everything),
+    )
+
+
+def index_articles(*, session: Session, article_ids: Sequence[int]) -> int:
+    """(Re)index these articles; returns how many rows were written."""
+    if not article_ids:
+        return 0
+    rows = session.exec(
+        select(Article, Summary)
+        .outerjoin(Summary, col(Summary.article_id) == Article.id)
+        .where(col(Article.id).in_(article_ids))
+    ).all()
+    write_rows(session, [build_row(article, summary) for article, summary in rows])
+    return len(rows)
+
+
+def write_rows(session: Session, rows: list[IndexRow]) -> None:
+    if not rows:
+        return
+    params = [
+        {
+            "id": r.article_id,
+            "title": r.title,
+            "keywords": r.keywords,
+            "summary": r.summary,
+            "body": r.body,
+            "chars": r.chars,
+        }
+        for r in rows
+    ]
+    ids = [{"id": r.article_id} for r in rows]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text(
+                "INSERT INTO article_search (article_id, document, chars) VALUES (:id, "
+                "setweight(to_tsvector('simple', :title), 'A') || "
+                "setweight(to_tsvector('simple', :keywords), 'B') || "
+                "setweight(to_tsvector('simple', :summary), 'C') || "
+                "setweight(to_tsvector('simple', :body), 'D'), to_tsvector('simple', :chars)) "
+                "ON CONFLICT (article_id) DO UPDATE SET document = EXCLUDED.document, "
+                "chars = EXCLUDED.chars"
+            ),
+            params,
+        )
+    else:
+        session.execute(text("DELETE FROM article_fts WHERE rowid = :id"), ids)
+        session.execute(
+            text(
+                "INSERT INTO article_fts (rowid, title, keywords, summary, body, chars) "
+                "VALUES (:id, :title, :keywords, :summary, :body, :chars)"
+            ),
+            params,
+        )
+
+
+def clear_index(*, session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("DELETE FROM article_search"))
+    else:
+        session.execute(text("DELETE FROM article_fts"))
+
+
+def all_article_ids(*, session: Session) -> list[int]:
+    return [i for i in session.exec(select(Article.id).order_by(col(Article.id))) if i]

@@ -1,0 +1,260 @@
+"""Running a search: match in the database, then rank, collapse stories and cut a snippet."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from storage.clock import ensure_utc, utcnow
+from storage.search.terms import ParsedText, Term, normalise
+
+CANDIDATES = 300
+RECENCY_DAYS = 14.0
+RECENCY_WEIGHT = 0.5
+# SQLite bm25() column weights: title, keywords, summary, body, chars.
+FTS_WEIGHTS = (4.0, 3.0, 1.5, 1.0, 1.0)
+# PostgreSQL ts_rank weights for D (body), C (summary), B (keywords), A (title).
+PG_WEIGHTS = "{0.25, 0.375, 0.75, 1.0}"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    text: ParsedText
+    category: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    limit: int = 10
+    offset: int = 0
+    match_all: bool = True  # False: any term may match (used by `ask`)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    article_id: int
+    url: str
+    title: str
+    title_ja: str | None
+    source: str
+    published: datetime
+    category: str | None
+    score: float
+    snippet: str
+    other_sources: int = 0
+    overview: str | None = None
+    keywords: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    hits: list[SearchHit]
+    total: int  # stories matched (after collapsing near-duplicates)
+
+
+def search(*, session: Session, query: SearchQuery, now: datetime | None = None) -> SearchPage:
+    if not query.text.required:
+        return SearchPage([], 0)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    sql, params = (_postgres_sql if postgres else _sqlite_sql)(query)
+    rows = session.execute(text(sql), params).mappings().all()
+    ranked = _rank(rows, query.text.required, now or utcnow())
+    stories = _collapse(ranked)
+    page = stories[query.offset : query.offset + query.limit]
+    return SearchPage([_hit(row, others, query.text) for row, others in page], len(stories))
+
+
+_SELECT = (
+    "SELECT a.id AS article_id, a.url, a.title, a.body_text, a.story_id, a.source_id,"
+    " COALESCE(a.published_at, a.first_seen_at) AS published, s.name AS source,"
+    " m.title_ja, m.category, m.overview, m.keywords"
+)
+_JOINS = (
+    " JOIN articles a ON a.id = {match_id}"
+    " JOIN sources s ON s.id = a.source_id"
+    " LEFT JOIN summaries m ON m.article_id = a.id"
+)
+
+
+def _filters(query: SearchQuery, params: dict[str, Any]) -> str:
+    clauses = []
+    if query.category:
+        clauses.append("m.category = :category")
+        params["category"] = query.category
+    if query.source:
+        clauses.append("LOWER(s.name) LIKE :source")
+        params["source"] = f"%{query.source.lower()}%"
+    if query.since:
+        clauses.append("COALESCE(a.published_at, a.first_seen_at) >= :since")
+        params["since"] = query.since
+    return "".join(f" AND {c}" for c in clauses)
+
+
+def _fts_term(term: Term) -> str:
+    phrase = '"' + " ".join(term.tokens) + '"'
+    return (
+        f"chars : {phrase}" if term.single_char else f"{{title keywords summary body}} : {phrase}"
+    )
+
+
+def _sqlite_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
+    joiner = " AND " if query.match_all else " OR "
+    expression = "(" + joiner.join(f"({_fts_term(t)})" for t in query.text.required) + ")"
+    for term in query.text.excluded:
+        expression += f" NOT ({_fts_term(term)})"
+    params: dict[str, Any] = {"match": expression, "limit": CANDIDATES}
+    weights = ", ".join(map(str, FTS_WEIGHTS))
+    sql = (
+        f"{_SELECT}, -bm25(article_fts, {weights}) AS relevance"
+        " FROM article_fts"
+        + _JOINS.format(match_id="article_fts.rowid")
+        + " WHERE article_fts MATCH :match"
+        + _filters(query, params)
+        + " ORDER BY bm25(article_fts, "
+        + weights
+        + ") LIMIT :limit"
+    )
+    return sql, params
+
+
+def _pg_term(term: Term, index: int, params: dict[str, Any]) -> str:
+    params[f"t{index}"] = " ".join(term.tokens)
+    column = "x.chars" if term.single_char else "x.document"
+    return f"{column} @@ phraseto_tsquery('simple', :t{index})"
+
+
+def _postgres_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {"limit": CANDIDATES}
+    joiner = " AND " if query.match_all else " OR "
+    terms = list(query.text.required)
+    condition = "(" + joiner.join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
+    for j, term in enumerate(query.text.excluded, start=len(terms)):
+        condition += f" AND NOT ({_pg_term(term, j, params)})"
+    word_terms = [f":t{i}" for i, t in enumerate(terms) if not t.single_char]
+    if word_terms:
+        rank_query = " || ".join(f"phraseto_tsquery('simple', {p})" for p in word_terms)
+        relevance = f"ts_rank('{PG_WEIGHTS}', x.document, {rank_query})"
+    else:
+        relevance = "0.1"
+    sql = (
+        f"{_SELECT}, {relevance} AS relevance FROM article_search x"
+        + _JOINS.format(match_id="x.article_id")
+        + f" WHERE {condition}"
+        + _filters(query, params)
+        + " ORDER BY relevance DESC, a.id DESC LIMIT :limit"
+    )
+    return sql, params
+
+
+def _rank(rows: Any, terms: tuple[Term, ...], now: datetime) -> list[tuple[dict[str, Any], float]]:
+    """Relevance from the database, boosted for recent articles and for a term in the title."""
+    ranked = []
+    for row in rows:
+        data = dict(row)
+        published = ensure_utc(_as_datetime(data["published"]))
+        data["published"] = published
+        age_days = max(0.0, (now - published).total_seconds() / 86400)
+        # A floor keeps a term found in nearly every article (idf ≈ 0) ordered by the boosts.
+        score = max(float(data["relevance"] or 0.0), 0.0) + 0.01
+        score *= 1 + RECENCY_WEIGHT * math.exp(-age_days / RECENCY_DAYS)
+        title = normalise(f"{data['title']} {data['title_ja'] or ''}")
+        if any(_contains(title, t) for t in terms):
+            score *= 1.5
+        ranked.append((data, score))
+    ranked.sort(key=lambda pair: (-pair[1], -pair[0]["article_id"]))
+    return ranked
+
+
+def _as_datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _contains(normal_text: str, term: Term) -> bool:
+    return _joined(term) in normal_text
+
+
+def _joined(term: Term) -> str:
+    """The term as it reads in normalised text: CJK bigrams folded back into one run, words
+    separated by a space."""
+    out = ""
+    for token in term.tokens:
+        if out and not token.isascii() and not out[-1].isascii() and out.endswith(token[0]):
+            out += token[1:]
+        else:
+            out += (" " if out else "") + token
+    return out
+
+
+def _collapse(ranked: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], int]]:
+    """One hit per story: its best-ranked article, with how many other sources carried it."""
+    best: dict[int, tuple[dict[str, Any], float]] = {}
+    sources: dict[int, set[int]] = {}
+    order: list[int] = []
+    for data, score in ranked:
+        story = data["story_id"] or data["article_id"]
+        sources.setdefault(story, set()).add(data["source_id"])
+        if story not in best:
+            best[story] = (data | {"score": score}, score)
+            order.append(story)
+    return [(best[s][0], len(sources[s]) - 1) for s in order]
+
+
+def _hit(data: dict[str, Any], others: int, parsed: ParsedText) -> SearchHit:
+    keywords = data["keywords"]
+    if isinstance(keywords, str):
+        import json
+
+        keywords = json.loads(keywords)
+    return SearchHit(
+        article_id=data["article_id"],
+        url=data["url"],
+        title=data["title"],
+        title_ja=data["title_ja"],
+        source=data["source"],
+        published=data["published"],
+        category=data["category"],
+        score=round(data["score"], 4),
+        snippet=snippet(
+            [data["overview"] or "", data["body_text"] or "", data["title"]], parsed.required
+        ),
+        other_sources=others,
+        overview=data["overview"],
+        keywords=tuple(keywords or ()),
+    )
+
+
+SNIPPET_CHARS = 120
+
+
+def snippet(texts: list[str], terms: tuple[Term, ...]) -> str:
+    """About `SNIPPET_CHARS` characters of the original text around the first match of any
+    term, from the first text that has one (summary overview, then body, then title)."""
+    for original in texts:
+        normal, origin = _normalised_with_offsets(original)
+        for term in terms:
+            at = normal.find(_joined(term))
+            if at < 0:
+                at = normal.find(term.tokens[0])
+            if at >= 0:
+                start = max(0, origin[at] - SNIPPET_CHARS // 3)
+                piece = " ".join(original[start : start + SNIPPET_CHARS].split())
+                prefix = "…" if start > 0 else ""
+                suffix = "…" if start + SNIPPET_CHARS < len(original) else ""
+                return f"{prefix}{piece}{suffix}"
+    first = texts[0] or texts[-1]
+    return " ".join(first[:SNIPPET_CHARS].split()) + ("…" if len(first) > SNIPPET_CHARS else "")
+
+
+def _normalised_with_offsets(original: str) -> tuple[str, list[int]]:
+    """The normalised text and, for each of its characters, the index in `original` it came
+    from (NFKC can change lengths: "…" becomes "...")."""
+    pieces: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(original):
+        normal = normalise(char) if not char.isascii() else char.lower()
+        pieces.append(normal)
+        origin.extend([index] * len(normal))
+    return "".join(pieces), origin
