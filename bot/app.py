@@ -21,6 +21,7 @@ from jobs.fetch import Fetcher
 from jobs.llm import LLM
 from jobs.parse_pool import ParsePool
 from jobs.poll import PollConfig, PollReport, Progress, poll_sources
+from jobs.public_only import PublicOnlyResolver
 from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
 from storage.clock import utcnow
 from storage.db import Database
@@ -92,25 +93,36 @@ async def open_app(
                 "sources seeded", extra={"file": str(settings.sources_file), "added": len(added)}
             )
         if fetching:
-            connector = aiohttp.TCPConnector(
-                limit=settings.poll_concurrency,
-                limit_per_host=settings.poll_per_host,
-                ttl_dns_cache=300,
-            )
-            session = await stack.enter_async_context(
-                aiohttp.ClientSession(
-                    connector=connector,
-                    headers={"User-Agent": settings.user_agent},
-                    auto_decompress=True,
+            session = await stack.enter_async_context(_http_session(settings))
+            public = None
+            if not settings.allow_private_sources:
+                public = await stack.enter_async_context(
+                    _http_session(settings, resolver=PublicOnlyResolver())
                 )
-            )
             app.fetcher = Fetcher(
-                session, timeout=settings.fetch_timeout, max_bytes=settings.max_feed_bytes
+                session,
+                timeout=settings.fetch_timeout,
+                max_bytes=settings.max_feed_bytes,
+                public_session=public,
             )
             app.parser = await stack.enter_async_context(ParsePool(settings.parse_workers))
         if llm and settings.openai_api_key is not None:
             app.llm = await stack.enter_async_context(_openai(settings, db))
         yield app
+
+
+def _http_session(
+    settings: Settings, resolver: aiohttp.abc.AbstractResolver | None = None
+) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=settings.poll_concurrency,
+        limit_per_host=settings.poll_per_host,
+        ttl_dns_cache=300,
+        resolver=resolver,
+    )
+    return aiohttp.ClientSession(
+        connector=connector, headers={"User-Agent": settings.user_agent}, auto_decompress=True
+    )
 
 
 @asynccontextmanager

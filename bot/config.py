@@ -59,6 +59,8 @@ class Settings(BaseSettings):
         default="ainews/0.1 (+https://github.com/ainews-bot/ainews)", alias="AINEWS_USER_AGENT"
     )
 
+    allow_private_sources: bool = Field(default=False, alias="AINEWS_ALLOW_PRIVATE_SOURCES")
+
     max_article_tokens: int = Field(default=3000, ge=100, alias="AINEWS_MAX_ARTICLE_TOKENS")
     max_output_tokens: int = Field(default=800, ge=100, alias="AINEWS_MAX_OUTPUT_TOKENS")
     daily_token_budget: int = Field(default=500_000, ge=0, alias="AINEWS_DAILY_TOKEN_BUDGET")

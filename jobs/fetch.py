@@ -9,6 +9,8 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from jobs.public_only import PrivateAddressRefused, literal_address_reason
+
 MAX_REDIRECTS = 5
 PERMANENT_REDIRECTS = frozenset({301, 308})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -39,21 +41,42 @@ class Fetcher:
     """One aiohttp session's worth of fetching. The connector enforces the global and per-host
     connection limits; the timeout covers the whole exchange including the body."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, timeout: float, max_bytes: int) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float,
+        max_bytes: int,
+        public_session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        """`public_session` (its resolver refuses private addresses, see jobs.public_only)
+        serves `public_only` requests; without it they use `session` (operator's choice)."""
         self.session = session
+        self.public_session = public_session
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self.max_bytes = max_bytes
 
     async def get(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        public_only: bool = False,
     ) -> FetchResult:
+        session = self.session
+        if public_only and self.public_session is not None:
+            session = self.public_session
+            refused = literal_address_reason(url)
+            if refused:
+                return FetchResult(url=url, error=f"refused: {refused}")
         headers: dict[str, str] = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         try:
-            async with self.session.get(
+            async with session.get(
                 url,
                 headers=headers,
                 timeout=self.timeout,
@@ -87,6 +110,10 @@ class Fetcher:
             return FetchResult(url=url, error=f"too many redirects (more than {MAX_REDIRECTS})")
         except TimeoutError:
             return FetchResult(url=url, error=f"timed out after {self.timeout.total:g} s")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, PrivateAddressRefused):
+                return FetchResult(url=url, error=str(exc.os_error))
+            return FetchResult(url=url, error=f"{type(exc).__name__}: {exc}".strip())
         except aiohttp.InvalidURL as exc:
             return FetchResult(url=url, error=f"invalid URL: {exc}")
         except aiohttp.ClientError as exc:

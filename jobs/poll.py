@@ -70,13 +70,14 @@ class _SourceRef:
     etag: str | None
     last_modified: str | None
     error_count: int
+    trusted: bool
 
     @classmethod
     def of(cls, source: Source) -> _SourceRef:
         assert source.id is not None
         return cls(
             source.id, source.name, source.url, source.etag, source.last_modified,
-            source.error_count,
+            source.error_count, source.trusted,
         )  # fmt: skip
 
 
@@ -137,7 +138,12 @@ async def poll_sources(
 async def _poll_one(
     source: _SourceRef, *, db: Database, fetcher: Fetcher, parser: ParsePool, config: PollConfig
 ) -> tuple[PollState, list[int]]:
-    fetched = await fetcher.get(source.url, etag=source.etag, last_modified=source.last_modified)
+    fetched = await fetcher.get(
+        source.url,
+        etag=source.etag,
+        last_modified=source.last_modified,
+        public_only=not source.trusted,
+    )
     if fetched.error is not None:
         return _failure(source, config, fetched.status, fetched.error, fetched.retry_after), []
     polled_at = utcnow()
@@ -155,7 +161,9 @@ async def _poll_one(
     stored = dict(inserted)
     teasers = [(stored[e.url], e) for e in parsed.entries if e.is_teaser and e.url in stored]
     if teasers:
-        await _complete_teasers(teasers, db=db, fetcher=fetcher, parser=parser)
+        await _complete_teasers(
+            teasers, db=db, fetcher=fetcher, parser=parser, public_only=not source.trusted
+        )
     return _success(source, config, fetched, polled_at, keep_validators=False), list(
         stored.values()
     )
@@ -174,12 +182,17 @@ def _new_article(entry: ParsedEntry) -> NewArticle:
 
 
 async def _complete_teasers(
-    teasers: list[tuple[int, ParsedEntry]], *, db: Database, fetcher: Fetcher, parser: ParsePool
+    teasers: list[tuple[int, ParsedEntry]],
+    *,
+    db: Database,
+    fetcher: Fetcher,
+    parser: ParsePool,
+    public_only: bool,
 ) -> None:
     """Fetch the article page of teaser-only entries and keep its main text when it is longer.
     A failure here keeps the teaser: the article is already stored."""
     for article_id, entry in teasers:
-        page = await fetcher.get(entry.url)
+        page = await fetcher.get(entry.url, public_only=public_only)
         if page.error is not None or not page.body:
             log.info("article page not fetched", extra={"url": entry.url, "error": page.error})
             continue

@@ -125,3 +125,32 @@ class TokenUsage(SQLModel, table=True):
     prompt_tokens: int
     completion_tokens: int
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscription(SQLModel, table=True):
+    """A user's wish to get a category's new items by direct message."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("platform", "user_id", "category", name="uq_subscriptions_user_category"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    user_id: str = Field(max_length=100, index=True)
+    category: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryCursor(SQLModel, table=True):
+    """The newest summary id already sent to a user: the next bundle starts after it, so a
+    restart neither repeats nor skips items."""
+
+    __tablename__ = "delivery_cursors"
+    __table_args__ = (UniqueConstraint("platform", "user_id", name="uq_delivery_cursor_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    user_id: str = Field(max_length=100)
+    last_summary_id: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)

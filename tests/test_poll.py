@@ -236,3 +236,45 @@ async def test_a_slow_source_does_not_hold_up_the_others(app: App, feed_server: 
     slow_call = feed_server.calls_to("/slow.xml")[0]
     assert report.new == 2 and report.failed == 1
     assert abs(fast_call.at - slow_call.at) < 0.5  # fetched concurrently, not one after another
+
+
+@pytest.mark.parametrize("app", ["sqlite"], indirect=True)
+async def test_sources_added_from_chat_cannot_reach_private_addresses(
+    app: App, feed_server: FeedServer
+) -> None:
+    """An untrusted source on 127.0.0.1 is refused, by name (resolver) and by IP literal;
+    the operator's own source on the same server still works."""
+    feed_server.add("/ja.xml", feed_bytes("rss2_ja.xml"))
+    localhost_url = feed_server.url("/ja.xml").replace("127.0.0.1", "localhost")
+    await app.db.run(
+        add_missing_sources,
+        specs=[SourceSpec(url=feed_server.url("/ja.xml"), name="ip", category="japan")],
+        trusted=False,
+    )
+    await app.db.run(
+        add_missing_sources,
+        specs=[SourceSpec(url=localhost_url, name="name", category="japan")],
+        trusted=False,
+    )
+    await add_feeds(app, feed_server, "/ja.xml?operator=1")
+
+    report = await poll_once(app)
+
+    errors = {e["source"]: e["error"] for e in report.errors}
+    assert set(errors) == {"ip", "name"}
+    assert all("is not a public address" in e for e in errors.values())
+    assert report.new == 3  # the operator's source
+    assert len(feed_server.calls_to("/ja.xml")) == 1
+
+
+async def test_operator_may_allow_private_sources(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.add("/ja.xml", feed_bytes("rss2_ja.xml"))
+    settings = make_settings(tmp_path, AINEWS_ALLOW_PRIVATE_SOURCES="true")
+    async with open_app(settings, fetching=True) as app:
+        await app.db.run(
+            add_missing_sources,
+            specs=[SourceSpec(url=feed_server.url("/ja.xml"), name="chat", category="japan")],
+            trusted=False,
+        )
+        report = await poll_once(app)
+    assert (report.new, report.failed) == (3, 0)
