@@ -186,6 +186,7 @@ def handler_context(app: App, **who: object) -> HandlerContext:
         llm=app.llm,
         max_prompt_tokens=app.settings.max_article_tokens * 2,
         max_output_tokens=app.settings.max_output_tokens,
+        allow_private_sources=app.settings.allow_private_sources,
         **who,  # type: ignore[arg-type]
     )
 

@@ -76,6 +76,7 @@ async def handle_ask(ctx: HandlerContext, question: str) -> Reply:
         title=f"Q. {question}",
         text=answer,
         articles=tuple(a for a in articles if a.number in cited),
+        shareable=True,
     )
 
 

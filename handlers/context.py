@@ -23,3 +23,4 @@ class HandlerContext:
     user_id: str | None = None
     channel_id: str | None = None
     is_admin: bool = False
+    allow_private_sources: bool = False

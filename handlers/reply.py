@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from jobs.briefing_model import Briefing
+
 
 @dataclass(frozen=True, slots=True)
 class ArticleRef:
@@ -29,3 +31,6 @@ class Reply:
     ephemeral: bool = True
     automatic: bool = False  # written without the model: rendered with （自動抽出）
     error: bool = False
+    shareable: bool = False  # platforms offer a button to post it to the channel
+    briefing: Briefing | None = None  # `digest`: rendered as a briefing
+    action: str | None = None  # work for the platform itself, e.g. "post-digest"

@@ -41,6 +41,7 @@ async def handle_search(ctx: HandlerContext, request: SearchRequest) -> Reply:
     return Reply(
         title=f"「{request.text}」の検索結果（{shown}）",
         articles=tuple(to_ref(first + i, hit) for i, hit in enumerate(page.hits)),
+        shareable=True,
     )
 
 

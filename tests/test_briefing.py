@@ -11,7 +11,8 @@ import pytest
 
 from bot.config import Settings
 from bot.demo.run import run_demo
-from bot.render.markdown import considered, render_briefing
+from bot.render.common import considered
+from bot.render.markdown import render_briefing
 from jobs.briefing import BriefingConfig, briefing_day_for, briefing_window
 from jobs.briefing_model import Briefing, BriefingItem, BriefingSection, Highlight, Link, Trend
 from storage.taxonomy import Taxonomy

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from bot.render.common import AUTOMATIC, considered, stars
 from bot.render.sanitize import neutralise_mentions, one_line
 from jobs.briefing_model import Briefing, BriefingItem, Link
-
-AUTOMATIC = "（自動抽出）"
 
 
 def text(value: str) -> str:
@@ -24,17 +23,6 @@ def url(value: str) -> str:
 
 def link(item: Link) -> str:
     return f"[{text(item.name)}]({url(item.url)})"
-
-
-def stars(importance: int) -> str:
-    return "⭐" * max(1, min(3, importance))
-
-
-def considered(count: int) -> str:
-    """`約180件` from 100 up (rounded to tens), the exact count below."""
-    if count >= 100:
-        return f"約{round(count, -1)}件"
-    return f"{count}件"
 
 
 def render_item(item: BriefingItem) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from bot.render.markdown import AUTOMATIC, link, text, url
+from bot.render.common import AUTOMATIC
+from bot.render.markdown import link, text, url
 from handlers.reply import ArticleRef, Reply
 from jobs.briefing_model import Link
 

@@ -1,0 +1,71 @@
+"""`subscribe`, `unsubscribe`, `subscriptions`: per-user categories delivered by DM."""
+
+from __future__ import annotations
+
+from handlers.context import HandlerContext
+from handlers.reply import Reply
+from storage.subscriptions import subscribe, subscriptions_of, unsubscribe
+
+
+def _resolve(ctx: HandlerContext, names: list[str]) -> tuple[list[str], list[str]]:
+    known, unknown = [], []
+    for name in names:
+        category = ctx.taxonomy.resolve(name)
+        (known.append(category.slug) if category else unknown.append(name))
+    return known, unknown
+
+
+def _labels(ctx: HandlerContext, slugs: list[str]) -> str:
+    return "、".join(ctx.taxonomy.get(s).label for s in slugs if s in ctx.taxonomy.slugs)
+
+
+def _choices(ctx: HandlerContext) -> str:
+    return ", ".join(f"`{c.slug}`" for c in ctx.taxonomy.categories)
+
+
+async def subscribe_to(ctx: HandlerContext, platform: str, names: list[str]) -> Reply:
+    if ctx.user_id is None:
+        return Reply(title="購読はチャットから使えます", error=True)
+    known, unknown = _resolve(ctx, names)
+    if unknown or not known:
+        return Reply(
+            title=f"カテゴリー「{'、'.join(unknown) or '（なし）'}」はありません",
+            text=f"使い方: `/ainews subscribe <カテゴリー…>` — 使えるもの: {_choices(ctx)}",
+            error=True,
+        )
+    await ctx.db.run(subscribe, platform=platform, user_id=ctx.user_id, categories=known)
+    return Reply(
+        title=f"購読しました: {_labels(ctx, known)}", text="新着はDMでまとめてお届けします。"
+    )
+
+
+async def unsubscribe_from(ctx: HandlerContext, platform: str, names: list[str]) -> Reply:
+    if ctx.user_id is None:
+        return Reply(title="購読はチャットから使えます", error=True)
+    if [n.lower() for n in names] == ["all"]:
+        removed = await ctx.db.run(
+            unsubscribe, platform=platform, user_id=ctx.user_id, categories=None
+        )
+        return Reply(title=f"すべての購読をやめました（{removed}件）")
+    known, unknown = _resolve(ctx, names)
+    if unknown or not known:
+        return Reply(
+            title=f"カテゴリー「{'、'.join(unknown) or '（なし）'}」はありません",
+            text=f"使い方: `/ainews unsubscribe <カテゴリー…|all>` — {_choices(ctx)}",
+            error=True,
+        )
+    await ctx.db.run(unsubscribe, platform=platform, user_id=ctx.user_id, categories=known)
+    return Reply(title=f"購読をやめました: {_labels(ctx, known)}")
+
+
+async def list_subscriptions(ctx: HandlerContext, platform: str) -> Reply:
+    if ctx.user_id is None:
+        return Reply(title="購読はチャットから使えます", error=True)
+    slugs = await ctx.db.run(subscriptions_of, platform=platform, user_id=ctx.user_id)
+    if not slugs:
+        return Reply(
+            title="購読中のカテゴリーはありません",
+            text="`/ainews subscribe policy` のように登録できます。",
+        )
+    ordered = sorted(slugs, key=ctx.taxonomy.order)
+    return Reply(title="購読中のカテゴリー", text=_labels(ctx, ordered))
