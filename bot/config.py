@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +74,21 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "config" / "categories.toml", alias="AINEWS_CATEGORIES_FILE"
     )
     tiktoken_cache_dir: Path | None = Field(default=None, alias="TIKTOKEN_CACHE_DIR")
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_channel: str | None = Field(default=None, alias="AINEWS_SLACK_CHANNEL")
+    slack_api_url: str | None = Field(default=None, alias="SLACK_API_URL")
+    slack_post_interval: float = Field(default=1.0, ge=0, le=60, alias="AINEWS_SLACK_POST_INTERVAL")
+    http_host: str = Field(default="0.0.0.0", alias="AINEWS_HTTP_HOST")
+    http_port: int = Field(default=3000, ge=0, le=65535, alias="AINEWS_HTTP_PORT")
+    admin_users: str = Field(default="", alias="AINEWS_ADMIN_USERS")
+    briefing_lease: float = Field(default=120.0, ge=0, alias="AINEWS_BRIEFING_LEASE")
+    dm_schedule: Literal["immediate", "daily"] = Field(
+        default="immediate", alias="AINEWS_DM_SCHEDULE"
+    )
+    dm_interval: int = Field(default=15, ge=1, le=24 * 60, alias="AINEWS_DM_INTERVAL")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="AINEWS_LOG_LEVEL"
     )
@@ -105,10 +120,52 @@ class Settings(BaseSettings):
             raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB")
         return value
 
-    @field_validator("openai_base_url", "openai_api_key", "tiktoken_cache_dir", mode="before")
+    @field_validator(
+        "openai_base_url",
+        "openai_api_key",
+        "tiktoken_cache_dir",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "slack_channel",
+        "slack_api_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _consistent_slack(self) -> Settings:
+        """Slack settings that cannot work together, named in one line each."""
+        token = self.slack_bot_token.get_secret_value() if self.slack_bot_token else None
+        app_token = self.slack_app_token.get_secret_value() if self.slack_app_token else None
+        if token is None:
+            if app_token or self.slack_signing_secret or self.slack_channel:
+                raise ValueError("SLACK_BOT_TOKEN: required when other Slack settings are set")
+            return self
+        if not token.startswith("xoxb-"):
+            raise ValueError("SLACK_BOT_TOKEN: expected a bot token starting with xoxb-")
+        if app_token is not None and not app_token.startswith("xapp-"):
+            raise ValueError("SLACK_APP_TOKEN: expected an app-level token starting with xapp-")
+        if app_token is None and self.slack_signing_secret is None:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET: required in HTTP mode (set it, or SLACK_APP_TOKEN for "
+                "Socket Mode)"
+            )
+        if not self.slack_channel:
+            raise ValueError(
+                "AINEWS_SLACK_CHANNEL: required with SLACK_BOT_TOKEN (the briefing channel)"
+            )
+        return self
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def admins(self) -> frozenset[str]:
+        return frozenset(u.strip() for u in self.admin_users.split(",") if u.strip())
 
     @property
     def tz(self) -> ZoneInfo:
@@ -133,9 +190,11 @@ def load_settings(**overrides: object) -> Settings:
 
 def _describe(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    loc = error.get("loc") or ("?",)
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    loc = error.get("loc") or ()
+    if not loc:  # a check across several variables: the message names the variable
+        return message
     name = str(loc[0])
     field = Settings.model_fields.get(name)
     variable = field.alias if field is not None and field.alias else name.upper()
-    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{variable}: {message}"

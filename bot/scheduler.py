@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -24,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App, briefing_for, poll_once, summarize_pending
 from bot.platforms.console import ConsolePublisher
+from bot.platforms.slack import SlackBot
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,9 @@ class JobRunner:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def wrap(self, name: str, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def wrap(
+        self, name: str, job: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         async def tracked() -> None:
             task = asyncio.current_task()
             assert task is not None
@@ -54,6 +58,17 @@ class JobRunner:
 
         return tracked
 
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str = "task") -> None:
+        """Run work outside a listener (a command's answer, a share) as a tracked task,
+        registered before it starts so that `drain` cannot miss it."""
+
+        async def job() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(self.wrap(name, job)())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     async def drain(self, grace: float) -> None:
         if not self.tasks:
             return
@@ -65,11 +80,23 @@ class JobRunner:
             await asyncio.wait(pending, timeout=5)
 
 
-async def run_bot(app: App, *, stop: asyncio.Event | None = None) -> None:
+async def run_bot(
+    app: App, *, stop: asyncio.Event | None = None, ready: Callable[[Any], None] | None = None
+) -> None:
+    """Run until `stop` is set or SIGINT/SIGTERM. `ready` gets the started Slack adapter (or
+    None), for tests and for callers that need its HTTP port."""
     settings = app.settings
     stop = stop or asyncio.Event()
-    publisher = ConsolePublisher(db=app.db, directory=settings.briefings_dir)
     runner = JobRunner()
+    slack = None
+    publisher: ConsolePublisher | SlackBot
+    if settings.slack_enabled:
+        slack = SlackBot(app, spawn=runner.spawn)
+        publisher = slack
+    else:
+        publisher = ConsolePublisher(
+            db=app.db, directory=settings.briefings_dir, lease=settings.briefing_lease
+        )
 
     pipeline = asyncio.Lock()  # the briefing's own poll waits for a running one, not races it
 
@@ -82,6 +109,12 @@ async def run_bot(app: App, *, stop: asyncio.Event | None = None) -> None:
         await poll_and_summarize()
         day = datetime.now(settings.tz).date()
         await publisher.publish(await briefing_for(app, day))
+        if slack is not None and settings.dm_schedule == "daily":
+            await slack.send_subscriptions()
+
+    async def direct_messages() -> None:
+        if slack is not None:
+            await slack.send_subscriptions()
 
     scheduler = AsyncIOScheduler(timezone=settings.tz)
     scheduler.add_job(
@@ -105,12 +138,25 @@ async def run_bot(app: App, *, stop: asyncio.Event | None = None) -> None:
         max_instances=1,
         misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
     )
+    if slack is not None and settings.dm_schedule == "immediate":
+        scheduler.add_job(
+            runner.wrap("direct-messages", direct_messages),
+            IntervalTrigger(minutes=settings.dm_interval, timezone=settings.tz),
+            id="direct-messages",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=60,
+        )
     if _missed_todays_briefing(app):
         scheduler.add_job(runner.wrap("briefing-catch-up", daily_briefing), id="catch-up")
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if slack is not None:
+        await slack.start()
+    if ready is not None:
+        ready(slack)
     scheduler.start()
     log.info(
         "ainews running",
@@ -119,6 +165,7 @@ async def run_bot(app: App, *, stop: asyncio.Event | None = None) -> None:
             "briefing_at": settings.briefing_time.strftime("%H:%M"),
             "timezone": settings.timezone,
             "llm": app.llm is not None,
+            "slack": slack is not None,
         },
     )
     try:
@@ -128,6 +175,8 @@ async def run_bot(app: App, *, stop: asyncio.Event | None = None) -> None:
         scheduler.pause()  # nothing new starts; running jobs get the grace period
         await runner.drain(settings.shutdown_grace)
         scheduler.shutdown(wait=False)
+        if slack is not None:
+            await slack.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 

@@ -3,8 +3,10 @@ Text here is plain and untrusted; renderers escape it for their platform."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +66,60 @@ class Briefing:
     @property
     def items(self) -> tuple[BriefingItem, ...]:
         return tuple(item for section in self.sections for item in section.items)
+
+
+def to_payload(briefing: Briefing) -> dict[str, object]:
+    """JSON-ready form, stored with the claim so that a resumed thread posts exactly the
+    briefing that was started (not a re-selection that may have changed meanwhile)."""
+    return json.loads(json.dumps(asdict(briefing), default=_iso))  # type: ignore[no-any-return]
+
+
+def from_payload(data: dict[str, Any]) -> Briefing:
+    def link(raw: dict[str, Any]) -> Link:
+        return Link(raw["name"], raw["url"])
+
+    def item(raw: dict[str, Any]) -> BriefingItem:
+        return BriefingItem(
+            number=raw["number"],
+            article_id=raw["article_id"],
+            title=raw["title"],
+            source=link(raw["source"]),
+            importance=raw["importance"],
+            overview=raw["overview"],
+            points=tuple(raw["points"]),
+            why_important=raw["why_important"],
+            keywords=tuple(raw["keywords"]),
+            category=raw["category"],
+            published_at=_datetime(raw["published_at"]),
+            automatic=raw["automatic"],
+            related=tuple(link(r) for r in raw["related"]),
+        )
+
+    trend = data["trend"]
+    return Briefing(
+        day=date.fromisoformat(data["day"]),
+        categories_considered=data["categories_considered"],
+        articles_considered=data["articles_considered"],
+        sections=tuple(
+            BriefingSection(s["category"], s["heading"], tuple(item(i) for i in s["items"]))
+            for s in data["sections"]
+        ),
+        trend=Trend(
+            themes=tuple(Highlight(h["name"], h["text"]) for h in trend["themes"]),
+            organisations=tuple(Highlight(h["name"], h["text"]) for h in trend["organisations"]),
+            outlook=trend["outlook"],
+            automatic=trend["automatic"],
+        ),
+        window_start=_datetime(data["window_start"]) or datetime.min,
+        window_end=_datetime(data["window_end"]) or datetime.min,
+    )
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"not serialisable: {type(value).__name__}")
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

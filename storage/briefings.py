@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
-from storage.clock import utcnow
+from storage.clock import ensure_utc, utcnow
 from storage.db import insert_or_ignore
-from storage.models import Article, Briefing, Source, Summary
+from storage.models import Article, Briefing, BriefingPost, Source, Summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,27 +45,86 @@ def unsummarised_between(*, session: Session, start: datetime, end: datetime) ->
     ).one()
 
 
-def claim_briefing(*, session: Session, day: date, destination: str) -> Briefing | None:
-    """Claim (day, destination) for posting; None when it is already posted. An earlier claim
-    that never finished (crash) is returned again so the caller can resume it."""
+def claim_briefing(
+    *,
+    session: Session,
+    day: date,
+    destination: str,
+    payload: dict[str, Any],
+    lease_seconds: float,
+) -> Briefing | None:
+    """Claim (day, destination) for posting, or None when that is not ours to do: already
+    posted, or being posted by a live process (its heartbeat is newer than the lease). A claim
+    whose poster stopped (crash) is taken over, so the thread resumes; the stored payload is
+    what gets posted."""
+    now = utcnow()
     table = Briefing.__table__  # type: ignore[attr-defined]
-    claimed = session.execute(
+    inserted = session.execute(
         insert_or_ignore(session, table).values(
-            day=day, destination=destination, status="claimed", payload={}, claimed_at=utcnow()
+            day=day, destination=destination, status="claimed", payload=payload, claimed_at=now
         )
     ).rowcount  # type: ignore[attr-defined]
     briefing = session.exec(
         select(Briefing).where(Briefing.day == day, Briefing.destination == destination)
     ).one()
-    if claimed:
+    if inserted:
         return briefing
-    return None if briefing.status == "posted" else briefing
+    if briefing.status == "posted":
+        return None
+    if ensure_utc(briefing.claimed_at) > now - timedelta(seconds=lease_seconds):
+        return None
+    taken = session.execute(  # compare-and-set: one taker wins
+        update(Briefing)
+        .where(col(Briefing.id) == briefing.id, col(Briefing.claimed_at) == briefing.claimed_at)
+        .values(claimed_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    return briefing if taken else None
+
+
+def heartbeat(*, session: Session, briefing_id: int) -> None:
+    session.execute(
+        update(Briefing).where(col(Briefing.id) == briefing_id).values(claimed_at=utcnow())
+    )
+
+
+def set_parent_ref(*, session: Session, briefing_id: int, parent_ref: str) -> None:
+    session.execute(
+        update(Briefing)
+        .where(col(Briefing.id) == briefing_id)
+        .values(parent_ref=parent_ref, claimed_at=utcnow())
+    )
+
+
+def posted_items(*, session: Session, briefing_id: int) -> set[int]:
+    return set(
+        session.exec(select(BriefingPost.item_no).where(BriefingPost.briefing_id == briefing_id))
+    )
+
+
+def record_post(*, session: Session, briefing_id: int, item_no: int, message_ref: str) -> None:
+    table = BriefingPost.__table__  # type: ignore[attr-defined]
+    session.execute(
+        insert_or_ignore(session, table).values(
+            briefing_id=briefing_id, item_no=item_no, message_ref=message_ref, posted_at=utcnow()
+        )
+    )
+    heartbeat(session=session, briefing_id=briefing_id)
+
+
+def forget_briefing(*, session: Session, day: date, destination: str) -> None:
+    """Drop a posted briefing's claim so that it can be posted again (`post-digest`)."""
+    briefing = session.exec(
+        select(Briefing).where(Briefing.day == day, Briefing.destination == destination)
+    ).first()
+    if briefing is not None:
+        session.execute(delete(BriefingPost).where(col(BriefingPost.briefing_id) == briefing.id))
+        session.delete(briefing)
 
 
 def mark_posted(*, session: Session, briefing_id: int, parent_ref: str | None) -> None:
     briefing = session.get(Briefing, briefing_id)
     if briefing is not None:
         briefing.status = "posted"
-        briefing.parent_ref = parent_ref
+        briefing.parent_ref = parent_ref or briefing.parent_ref
         briefing.posted_at = utcnow()
         session.add(briefing)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.render.markdown import render_briefing
-from jobs.briefing_model import Briefing
+from jobs.briefing_model import Briefing, to_payload
 from storage.briefings import claim_briefing, mark_posted
 from storage.db import Database
 
@@ -20,14 +20,23 @@ DESTINATION = "console"
 
 
 class ConsolePublisher:
-    def __init__(self, *, db: Database, directory: Path, out: TextIO | None = None) -> None:
+    def __init__(
+        self, *, db: Database, directory: Path, out: TextIO | None = None, lease: float = 120.0
+    ) -> None:
         self.db = db
+        self.lease = lease
         self.directory = directory
         self.out = out or sys.stdout
 
     async def publish(self, briefing: Briefing) -> bool:
         """Write and print the briefing; False when it was already published."""
-        claim = await self.db.run(claim_briefing, day=briefing.day, destination=DESTINATION)
+        claim = await self.db.run(
+            claim_briefing,
+            day=briefing.day,
+            destination=DESTINATION,
+            payload=to_payload(briefing),
+            lease_seconds=self.lease,
+        )
         if claim is None:
             log.info("briefing already published", extra={"day": str(briefing.day)})
             return False
