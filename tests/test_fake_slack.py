@@ -15,6 +15,10 @@ from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
@@ -236,7 +240,7 @@ async def test_response_url_posts_are_recorded(slack: SlackServer) -> None:
 async def test_wait_for_times_out_quickly(slack: SlackServer) -> None:
     started = time.monotonic()
 
-    with pytest.raises(TimeoutError, match="chat.postMessage"):
+    with pytest.raises(TimeoutError, match=r"chat\.postMessage"):
         await slack.wait_for("chat.postMessage", timeout=0.05)
 
     assert time.monotonic() - started < 1.0
@@ -255,7 +259,9 @@ async def test_socket_mode_connects_acks_and_reconnects(slack: SlackServer) -> N
             SocketModeResponse(envelope_id=req.envelope_id, payload={"text": "受け付けました"})
         )
 
-    async def on_message(client: AsyncBaseSocketModeClient, message: dict[str, Any], _: Any) -> None:
+    async def on_message(
+        client: AsyncBaseSocketModeClient, message: dict[str, Any], _: Any
+    ) -> None:
         if message.get("type") == "hello":
             hellos.append(message)
 
@@ -283,8 +289,8 @@ async def test_socket_mode_connects_acks_and_reconnects(slack: SlackServer) -> N
         # Slack recycles connections; the SDK must fetch a new URL and carry on.
         assert await slack.disconnect_sockets() == 1
         await slack.wait_for("apps.connections.open", count=2)
-        second = await slack._open_socket(timeout=5.0)
-        assert second[0].ticket != first.ticket
+        second = await slack.wait_for_socket_client()
+        assert second.ticket != first.ticket
         event = events_api_payload({"type": "app_mention", "text": f"<@{BOT_USER_ID}> hi"})
         envelope_id = await slack.send_socket_event("events_api", event)
         assert await slack.wait_for_ack(envelope_id) == {"text": "受け付けました"}
@@ -292,6 +298,27 @@ async def test_socket_mode_connects_acks_and_reconnects(slack: SlackServer) -> N
         assert received[1].accepts_response_payload is False
     finally:
         await client.close()
+
+
+async def test_bolt_app_in_socket_mode_acks_and_responds(slack: SlackServer) -> None:
+    app = AsyncApp(client=web_client(slack), signing_secret="unused-in-socket-mode")
+
+    @app.command("/ainews")
+    async def ainews(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+        await ack("考え中…")
+        await respond(f"echo: {command['text']}")
+
+    handler = AsyncSocketModeHandler(app, app_token="xapp-test")
+    try:
+        await handler.connect_async()
+        payload = slash_command_payload("ping", response_url=slack.response_url("cmd"))
+        envelope_id = await slack.send_socket_event("slash_commands", payload)
+
+        assert await slack.wait_for_ack(envelope_id) == {"text": "考え中…"}
+        assert (await slack.wait_for_response(1))[0]["text"] == "echo: ping"
+        assert slack.calls_to("auth.test")  # Bolt checked its bot token first
+    finally:
+        await handler.close_async()
 
 
 async def test_socket_refuses_unissued_tickets(slack: SlackServer) -> None:
