@@ -271,7 +271,7 @@ async def test_socket_mode_connects_acks_and_reconnects(slack: SlackServer) -> N
     client.socket_mode_request_listeners.append(on_request)
     client.message_listeners.append(on_message)
     try:
-        await client.connect()
+        await client.connect()  # type: ignore[no-untyped-call]
         first = await slack.wait_for_socket_client()
         envelope_id = await slack.send_socket_event(
             "slash_commands", slash_command_payload("今日のニュース")
@@ -288,16 +288,23 @@ async def test_socket_mode_connects_acks_and_reconnects(slack: SlackServer) -> N
 
         # Slack recycles connections; the SDK must fetch a new URL and carry on.
         assert await slack.disconnect_sockets() == 1
-        await slack.wait_for("apps.connections.open", count=2)
-        second = await slack.wait_for_socket_client()
+        second = await slack.wait_for_socket_client(count=2)
         assert second.ticket != first.ticket
         event = events_api_payload({"type": "app_mention", "text": f"<@{BOT_USER_ID}> hi"})
         envelope_id = await slack.send_socket_event("events_api", event)
         assert await slack.wait_for_ack(envelope_id) == {"text": "受け付けました"}
         assert received[1].type == "events_api"
         assert received[1].accepts_response_payload is False
+
+        # Slack's advance warning: {"type": "disconnect"} makes the SDK reconnect at once.
+        assert await slack.send_disconnect("refresh_requested") == 1
+        third = await slack.wait_for_socket_client(count=3)
+        assert third.ticket not in {first.ticket, second.ticket}
+        envelope_id = await slack.send_socket_event("interactive", {"type": "block_actions"})
+        assert await slack.wait_for_ack(envelope_id) == {"text": "受け付けました"}
+        assert len(slack.calls_to("apps.connections.open")) == 3
     finally:
-        await client.close()
+        await client.close()  # type: ignore[no-untyped-call]
 
 
 async def test_bolt_app_in_socket_mode_acks_and_responds(slack: SlackServer) -> None:
@@ -310,7 +317,7 @@ async def test_bolt_app_in_socket_mode_acks_and_responds(slack: SlackServer) -> 
 
     handler = AsyncSocketModeHandler(app, app_token="xapp-test")
     try:
-        await handler.connect_async()
+        await handler.connect_async()  # type: ignore[no-untyped-call]
         payload = slash_command_payload("ping", response_url=slack.response_url("cmd"))
         envelope_id = await slack.send_socket_event("slash_commands", payload)
 
@@ -318,7 +325,7 @@ async def test_bolt_app_in_socket_mode_acks_and_responds(slack: SlackServer) -> 
         assert (await slack.wait_for_response(1))[0]["text"] == "echo: ping"
         assert slack.calls_to("auth.test")  # Bolt checked its bot token first
     finally:
-        await handler.close_async()
+        await handler.close_async()  # type: ignore[no-untyped-call]
 
 
 async def test_socket_refuses_unissued_tickets(slack: SlackServer) -> None:

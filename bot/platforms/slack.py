@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import App, handler_context
@@ -64,6 +68,31 @@ TOGGLE_ACTION = "ainews_toggle_subscription"
 MAX_DM_ITEMS = 15
 
 
+class RetryAfterHandler(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's rate-limit handler, but waiting the whole Retry-After: the stock one reads
+    only the header's first character from the async client ("30" waits 3 s)."""
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        if response is None:
+            raise error or RuntimeError("rate-limit retry without a response")
+        raw = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        value = raw[0] if isinstance(raw, list) else raw
+        try:
+            wait = float(value) if value is not None else 1.0
+        except ValueError:
+            wait = 1.0
+        state.next_attempt_requested = True
+        await asyncio.sleep(wait + random.random() * 0.2)
+        state.increment_current_attempt()
+
+
 class SlackBot:
     def __init__(self, app: App, *, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
         settings = app.settings
@@ -74,7 +103,7 @@ class SlackBot:
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
-            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)],
+            retry_handlers=[RetryAfterHandler(max_retry_count=5)],
         )
         secret = settings.slack_signing_secret
         self.bolt = AsyncApp(

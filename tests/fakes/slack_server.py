@@ -334,9 +334,12 @@ class SlackServer(LocalServer):
 
     # -- Socket Mode -----------------------------------------------------------------------
 
-    async def wait_for_socket_client(self, timeout: float = 5.0) -> SocketConnection:
-        """Poll until a Socket Mode client is connected; return the newest connection."""
-        return (await self._open_socket(timeout))[0]
+    async def wait_for_socket_client(
+        self, timeout: float = 5.0, *, count: int = 1
+    ) -> SocketConnection:
+        """Poll until `count` connections were accepted in all and one is open; return the
+        newest open one. ``count=n + 1`` waits out a reconnect after `n` connections."""
+        return (await self._open_socket(timeout, count))[0]
 
     async def send_socket_event(
         self,
@@ -354,7 +357,7 @@ class SlackServer(LocalServer):
         Slack's does: true except for ``events_api``, whose envelopes also carry
         ``retry_attempt``/``retry_reason``. Waits up to `timeout` for a client to connect.
         """
-        _, ws = await self._open_socket(timeout)
+        _, ws = await self._open_socket(timeout, 1)
         eid = envelope_id or str(uuid.uuid4())
         accepts = payload_type != "events_api"
         envelope: dict[str, Any] = {
@@ -406,11 +409,18 @@ class SlackServer(LocalServer):
             await ws.close(code=code, message=b"server disconnect")
         return len(open_sockets)
 
-    async def _open_socket(self, timeout: float) -> tuple[SocketConnection, web.WebSocketResponse]:
+    async def _open_socket(
+        self, timeout: float, count: int
+    ) -> tuple[SocketConnection, web.WebSocketResponse]:
+        def newest_open() -> tuple[SocketConnection, web.WebSocketResponse] | None:
+            if len(self.socket_connections) < count:
+                return None
+            return next(((c, ws) for c, ws in reversed(self._sockets) if not ws.closed), None)
+
         return await _poll(
-            lambda: next(((c, ws) for c, ws in reversed(self._sockets) if not ws.closed), None),
+            newest_open,
             timeout,
-            lambda: f"a Socket Mode client; {len(self.socket_connections)} connection(s) so far",
+            lambda: f"Socket Mode client #{count}; {len(self.socket_connections)} connected so far",
         )
 
     # -- HTTP handlers ---------------------------------------------------------------------
