@@ -34,7 +34,10 @@ def parse_since(value: str, *, now: datetime, tz: tzinfo) -> datetime:
     if relative:
         amount, unit = int(relative.group(1)), relative.group(2).lower()
         hours = {"h": 1, "d": 24, "日": 24, "w": 168, "週": 168}[unit]
-        return now - timedelta(hours=amount * hours)
+        try:
+            return now - timedelta(hours=amount * hours)
+        except OverflowError:  # since:9999999d reaches before year 1
+            raise FilterError(f"since:{value} は遠すぎます（例: 7d, 24h, 2026-02-01）") from None
     try:
         day = date.fromisoformat(value)
     except ValueError:

@@ -16,6 +16,9 @@ from sqlmodel import Session, col, select
 from storage.models import Article, Summary
 from storage.search.terms import cjk_chars, index_text
 
+# A word no real text contains: it only marks the end of a field and is deleted again.
+PG_FIELD_GAP = "zzainewsfieldgapzz"
+
 
 @dataclass(frozen=True, slots=True)
 class IndexRow:
@@ -76,13 +79,20 @@ def write_rows(session: Session, rows: list[IndexRow]) -> None:
     ]
     ids = [{"id": r.article_id} for r in rows]
     if session.get_bind().dialect.name == "postgresql":
+        # `||` numbers the right vector's positions right after the left one's, so the last
+        # word of a field and the first of the next would read as a phrase (title_ja ending in
+        # "AI" + keywords starting with 規制 = "AI規制"). A placeholder word after each field,
+        # deleted once the fields are joined, leaves a gap, as FTS5's separate columns do.
+        gap = PG_FIELD_GAP
         session.execute(
             text(
                 "INSERT INTO article_search (article_id, document, chars) VALUES (:id, "
-                "setweight(to_tsvector('simple', :title), 'A') || "
-                "setweight(to_tsvector('simple', :keywords), 'B') || "
-                "setweight(to_tsvector('simple', :summary), 'C') || "
-                "setweight(to_tsvector('simple', :body), 'D'), to_tsvector('simple', :chars)) "
+                "ts_delete("
+                f"setweight(to_tsvector('simple', :title || ' {gap}'), 'A') || "
+                f"setweight(to_tsvector('simple', :keywords || ' {gap}'), 'B') || "
+                f"setweight(to_tsvector('simple', :summary || ' {gap}'), 'C') || "
+                f"setweight(to_tsvector('simple', :body), 'D'), '{gap}'::text), "
+                "to_tsvector('simple', :chars)) "
                 "ON CONFLICT (article_id) DO UPDATE SET document = EXCLUDED.document, "
                 "chars = EXCLUDED.chars"
             ),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlmodel import Session
 
 from storage.clock import ensure_utc, utcnow
-from storage.search.terms import ParsedText, Term, normalise
+from storage.models import Article
+from storage.search.terms import _CJK, ParsedText, Term, normalise
 
 CANDIDATES = 300
 RECENCY_DAYS = 14.0
@@ -60,7 +64,13 @@ def search(*, session: Session, query: SearchQuery, now: datetime | None = None)
         return SearchPage([], 0)
     postgres = session.get_bind().dialect.name == "postgresql"
     sql, params = (_postgres_sql if postgres else _sqlite_sql)(query)
-    rows = session.execute(text(sql), params).mappings().all()
+    statement = text(sql)
+    if "since" in params:
+        # Typed like the column it is compared with: SQLite stores UTC text without an offset,
+        # so a raw datetime in another zone (local midnight) would compare as the wrong time.
+        since_type = Article.__table__.c.published_at.type  # type: ignore[attr-defined]
+        statement = statement.bindparams(bindparam("since", type_=since_type))
+    rows = session.execute(statement, params).mappings().all()
     ranked = _rank(rows, query.text.required, now or utcnow())
     stories = _collapse(ranked)
     page = stories[query.offset : query.offset + query.limit]
@@ -70,7 +80,7 @@ def search(*, session: Session, query: SearchQuery, now: datetime | None = None)
 _SELECT = (
     "SELECT a.id AS article_id, a.url, a.title, a.body_text, a.story_id, a.source_id,"
     " COALESCE(a.published_at, a.first_seen_at) AS published, s.name AS source,"
-    " m.title_ja, m.category, m.overview, m.keywords"
+    " m.title_ja, m.category, m.overview, m.keywords, m.points, m.why_important"
 )
 _JOINS = (
     " JOIN articles a ON a.id = {match_id}"
@@ -85,8 +95,10 @@ def _filters(query: SearchQuery, params: dict[str, Any]) -> str:
         clauses.append("m.category = :category")
         params["category"] = query.category
     if query.source:
-        clauses.append("LOWER(s.name) LIKE :source")
-        params["source"] = f"%{query.source.lower()}%"
+        # `%` and `_` typed by a user are literal characters, not wildcards.
+        clauses.append("LOWER(s.name) LIKE :source ESCAPE '\\'")
+        escaped = query.source.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["source"] = f"%{escaped}%"
     if query.since:
         clauses.append("COALESCE(a.published_at, a.first_seen_at) >= :since")
         params["since"] = query.since
@@ -173,19 +185,37 @@ def _as_datetime(value: Any) -> datetime:
 
 
 def _contains(normal_text: str, term: Term) -> bool:
-    return _joined(term) in normal_text
+    return _pattern(term).search(normal_text) is not None
 
 
-def _joined(term: Term) -> str:
-    """The term as it reads in normalised text: CJK bigrams folded back into one run, words
-    separated by a space."""
-    out = ""
+_WORD_CHAR = rf"[^\W_{_CJK}]"  # a letter or digit of a Latin (non-CJK) word
+_CJK_CHAR = re.compile(rf"[{_CJK}]")
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(term: Term) -> re.Pattern[str]:
+    """Where the term reads in normalised text: CJK bigrams folded back into one run; between
+    pieces any separators, none needed next to CJK (生成AI and 生成 AI are the same tokens, and
+    so are GPT-4o and gpt 4o); a Latin word not inside a longer one (ai is not in said)."""
+    pieces: list[str] = []
     for token in term.tokens:
-        if out and not token.isascii() and not out[-1].isascii() and out.endswith(token[0]):
-            out += token[1:]
+        cjk = _CJK_CHAR.match(token) is not None
+        if pieces and cjk and len(token) == 2 and pieces[-1].endswith(token[0]):
+            pieces[-1] += token[1:]
         else:
-            out += (" " if out else "") + token
-    return out
+            pieces.append(token)
+    pattern = ""
+    for i, piece in enumerate(pieces):
+        latin = _CJK_CHAR.match(piece) is None
+        if i:
+            after_latin = _CJK_CHAR.match(pieces[i - 1][-1]) is None
+            pattern += r"[\W_]+" if latin and after_latin else r"[\W_]*"
+        elif latin:
+            pattern += rf"(?<!{_WORD_CHAR})"
+        pattern += re.escape(piece)
+    if _CJK_CHAR.match(pieces[-1][-1]) is None:
+        pattern += rf"(?!{_WORD_CHAR})"
+    return re.compile(pattern)
 
 
 def _collapse(ranked: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], int]]:
@@ -203,11 +233,8 @@ def _collapse(ranked: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str
 
 
 def _hit(data: dict[str, Any], others: int, parsed: ParsedText) -> SearchHit:
-    keywords = data["keywords"]
-    if isinstance(keywords, str):
-        import json
-
-        keywords = json.loads(keywords)
+    keywords = _json_list(data["keywords"])
+    summary = [*_json_list(data["points"]), data["why_important"] or "", data["title_ja"] or ""]
     return SearchHit(
         article_id=data["article_id"],
         url=data["url"],
@@ -218,7 +245,8 @@ def _hit(data: dict[str, Any], others: int, parsed: ParsedText) -> SearchHit:
         category=data["category"],
         score=round(data["score"], 4),
         snippet=snippet(
-            [data["overview"] or "", data["body_text"] or "", data["title"]], parsed.required
+            [data["overview"] or "", data["body_text"] or "", data["title"], *summary],
+            parsed.required,
         ),
         other_sources=others,
         overview=data["overview"],
@@ -226,25 +254,38 @@ def _hit(data: dict[str, Any], others: int, parsed: ParsedText) -> SearchHit:
     )
 
 
+def _json_list(value: Any) -> list[str]:
+    """A JSON list column: text on SQLite, already decoded on PostgreSQL."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or ())
+
+
 SNIPPET_CHARS = 120
 
 
 def snippet(texts: list[str], terms: tuple[Term, ...]) -> str:
     """About `SNIPPET_CHARS` characters of the original text around the first match of any
-    term, from the first text that has one (summary overview, then body, then title)."""
-    for original in texts:
-        normal, origin = _normalised_with_offsets(original)
-        for term in terms:
-            at = normal.find(_joined(term))
-            if at < 0:
-                at = normal.find(term.tokens[0])
-            if at >= 0:
-                start = max(0, origin[at] - SNIPPET_CHARS // 3)
-                piece = " ".join(original[start : start + SNIPPET_CHARS].split())
-                prefix = "…" if start > 0 else ""
-                suffix = "…" if start + SNIPPET_CHARS < len(original) else ""
-                return f"{prefix}{piece}{suffix}"
-    first = texts[0] or texts[-1]
+    term, from the first text that has one (summary overview, then body, then title, then the
+    other summary fields); the first text when none has."""
+    normalised = [_normalised_with_offsets(original) for original in texts]
+    # The whole term first, in any text; only then its first token (an `ask` query may match
+    # on some words only).
+    for exact in (True, False):
+        for original, (normal, origin) in zip(texts, normalised, strict=True):
+            for term in terms:
+                if exact:
+                    match = _pattern(term).search(normal)
+                    at = match.start() if match else -1
+                else:
+                    at = normal.find(term.tokens[0])
+                if at >= 0:
+                    start = max(0, origin[at] - SNIPPET_CHARS // 3)
+                    piece = " ".join(original[start : start + SNIPPET_CHARS].split())
+                    prefix = "…" if start > 0 else ""
+                    suffix = "…" if start + SNIPPET_CHARS < len(original) else ""
+                    return f"{prefix}{piece}{suffix}"
+    first = next((t for t in texts if t), "")
     return " ".join(first[:SNIPPET_CHARS].split()) + ("…" if len(first) > SNIPPET_CHARS else "")
 
 
