@@ -46,8 +46,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event, insert, text
 from sqlmodel import Session
 
 from storage.db import Database
@@ -1096,12 +1095,21 @@ def build_queries(corpus: Corpus, count: int, seed: int) -> list[tuple[str, str]
 # ── database work ────────────────────────────────────────────────────────────────────────────
 
 
-def postgres_url(url: str, schema: str) -> str:
-    """The URL with `search_path` set to the bench's schema (nothing to do for public)."""
+def use_schema(engine: Engine, schema: str) -> None:
+    """Every new connection of the engine works in the bench's schema (the SQLAlchemy recipe;
+    a URL `options=-csearch_path=…` would break Alembic's config interpolation)."""
     if schema == "public":
-        return url
-    parsed = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return parsed.render_as_string(hide_password=False)
+        return
+
+    def set_search_path(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET SESSION search_path = {schema}")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
+
+    event.listen(engine, "connect", set_search_path, insert=True)
 
 
 def reset_postgres(url: str, schema: str) -> None:
@@ -1433,13 +1441,13 @@ def miss_reason(backend: Backend, session: Session, article_id: int, q: str) -> 
         inside = (_inside_word(t, term) for t in texts if term.lower() in t.lower())
         words = [w for w in inside if w]
         if words:
-            return "substring inside a longer word (LIKE vs word tokens)", f"{term} in {words[0]}"
+            return "substring of a longer word (LIKE vs word tokens)", f"{term} in {words[0]}"
         lone = _lone_cjk_char(term)
         if lone:
             at = next((t for t in texts if term in t), "")
             around = at[at.find(term) : at.find(term) + len(term) + 2] if at else term
             return (
-                f"1-char CJK run '{lone}' in a longer term is matched as a whole run only",
+                f"1-char CJK run '{lone}' at a term edge only matches a 1-char run",
                 f"{around}…",
             )
         return "unexplained (index should match)", f"{term} in article {article_id}"
@@ -1474,6 +1482,8 @@ def run_backend(
         log(f"{name}: dropping and recreating schema {args.postgres_schema} of {url}")
         reset_postgres(url, args.postgres_schema)
     db = Database(url)
+    if postgres:
+        use_schema(db.engine, args.postgres_schema)
     try:
         upgrade_to_head(db.engine)
         log(f"{name}: generating and loading {corpus.count:,} articles")
@@ -1789,7 +1799,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--postgres-url", default=os.environ.get("AINEWS_BENCH_POSTGRES_URL", DEFAULT_PG_URL),
-        help=f"default {DEFAULT_PG_URL}; its schema public is DROPPED and recreated",
+        help=f"default {DEFAULT_PG_URL}; its schema (--postgres-schema) is DROPPED",
     )  # fmt: skip
     parser.add_argument(
         "--postgres-schema", default="public",
@@ -1813,9 +1823,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in backends:
             url = (
-                f"sqlite:///{workdir / 'bench.sqlite3'}"
-                if name == "sqlite"
-                else postgres_url(args.postgres_url, args.postgres_schema)
+                f"sqlite:///{workdir / 'bench.sqlite3'}" if name == "sqlite" else args.postgres_url
             )
             try:
                 report, queries = run_backend(name, url, corpus, queries, args, workdir)

@@ -19,8 +19,13 @@ def _labels(ctx: HandlerContext, slugs: list[str]) -> str:
     return "、".join(ctx.taxonomy.get(s).label for s in slugs if s in ctx.taxonomy.slugs)
 
 
-def _choices(ctx: HandlerContext) -> str:
-    return ", ".join(f"`{c.slug}`" for c in ctx.taxonomy.categories)
+def _unknown(ctx: HandlerContext, unknown: list[str], usage: str) -> Reply:
+    choices = ", ".join(f"`{c.slug}`" for c in ctx.taxonomy.categories)
+    return Reply(
+        title=f"カテゴリー「{'、'.join(unknown) or '（なし）'}」はありません",
+        text=f"使い方: `{usage}` — 使えるもの: {choices}",
+        error=True,
+    )
 
 
 async def subscribe_to(ctx: HandlerContext, platform: str, names: list[str]) -> Reply:
@@ -28,11 +33,7 @@ async def subscribe_to(ctx: HandlerContext, platform: str, names: list[str]) -> 
         return Reply(title="購読はチャットから使えます", error=True)
     known, unknown = _resolve(ctx, names)
     if unknown or not known:
-        return Reply(
-            title=f"カテゴリー「{'、'.join(unknown) or '（なし）'}」はありません",
-            text=f"使い方: `/ainews subscribe <カテゴリー…>` — 使えるもの: {_choices(ctx)}",
-            error=True,
-        )
+        return _unknown(ctx, unknown, "/ainews subscribe <カテゴリー…>")
     await ctx.db.run(subscribe, platform=platform, user_id=ctx.user_id, categories=known)
     return Reply(
         title=f"購読しました: {_labels(ctx, known)}", text="新着はDMでまとめてお届けします。"
@@ -49,11 +50,7 @@ async def unsubscribe_from(ctx: HandlerContext, platform: str, names: list[str])
         return Reply(title=f"すべての購読をやめました（{removed}件）")
     known, unknown = _resolve(ctx, names)
     if unknown or not known:
-        return Reply(
-            title=f"カテゴリー「{'、'.join(unknown) or '（なし）'}」はありません",
-            text=f"使い方: `/ainews unsubscribe <カテゴリー…|all>` — {_choices(ctx)}",
-            error=True,
-        )
+        return _unknown(ctx, unknown, "/ainews unsubscribe <カテゴリー…|all>")
     await ctx.db.run(unsubscribe, platform=platform, user_id=ctx.user_id, categories=known)
     return Reply(title=f"購読をやめました: {_labels(ctx, known)}")
 

@@ -1,0 +1,1249 @@
+"""Slack ack benchmark: how fast `/ainews` slash commands are acknowledged, idle and busy.
+
+One run (`uv run python bench/slack_ack.py`):
+
+1. builds the demo database (`run_demo`) in a temp dir;
+2. starts a "world" process with the stand-ins on 127.0.0.1 — Slack (Web API and
+   response_url), an OpenAI-compatible server that answers after a fixed latency, and a feed
+   server with N generated feeds (bench/poll.py's generator) — and the load generator, in its
+   own thread there, so none of it competes with the bot's event loop or its GIL;
+3. opens the app with the OpenAI key pointing at the stand-in, adds the feeds as sources and
+   starts `SlackBot` in HTTP mode, as `ainews run` does;
+4. idle: sends N signed `/ainews search …` / `ask …` commands over real HTTP at a fixed rate
+   with bounded concurrency and times each until its HTTP response (the ack);
+5. busy: while a briefing is built with the slow model and posted (`briefing_for` +
+   `bot.publish`), a forced poll of every source runs (`poll_once(force=True)`, the feeds are
+   new, so it fetches, parses and stores them) and `summarize_pending` runs with the slow
+   model, sends the same N commands again and times the acks the same way;
+6. checks every command was answered at its response_url and prints the table: p50/p95/p99/max
+   idle and busy, the ratios, PASS/MISS for busy p99 < 300 ms, and the event-loop lag measured
+   by a ticker (`asyncio.sleep(0.01)` wake-up delay) with the worst stalls.
+
+`--diagnose` makes a separate diagnostic run: asyncio debug mode with
+`loop.slow_callback_duration`, plus a watchdog thread that samples the loop thread's stack
+whenever the loop is late, to say what was running (or that nothing was: the loop thread was
+waiting for the GIL or a CPU). Debug mode slows asyncio itself, so its latencies are not the
+benchmark's.
+
+A measurement, not a test: a missed target prints MISS and still exits 0. It exits 1 only when
+the run is invalid (a command not acked with 200 or never answered, busy work that failed or
+did not overlap the commands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import multiprocessing
+import os
+import platform
+import random
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from poll import generate_feeds  # bench/poll.py: the script's directory is on sys.path
+
+from bot.app import App, briefing_for, open_app, poll_once, summarize_pending
+from bot.config import Settings
+from bot.demo.run import run_demo
+from bot.platforms.slack import SlackBot
+from bot.scheduler import JobRunner
+from storage.sources import SourceSpec, add_missing_sources
+from tests.conftest import make_settings
+from tests.fakes.feed_server import FeedServer
+from tests.fakes.openai_server import OpenAIServer
+from tests.fakes.slack_server import SlackServer, sign_request, slash_command_body
+
+TARGET_BUSY_P99_MS = 300.0
+ROOT = str(Path(__file__).resolve().parents[1])
+SECRET = "bench-signing-secret"
+CHANNEL = "C0BENCH"
+USERS = [f"UBENCH{i:02d}" for i in range(10)]
+TICK = 0.01  # the lag ticker's sleep
+STALL = 0.05  # a tick later than this counts as a stall
+_ENV_PREFIXES = ("AINEWS_", "OPENAI_", "SLACK_", "DISCORD_", "DATABASE_URL", "TIKTOKEN_")
+
+SEARCH_WORDS = [
+    "規制", "半導体", "AI", "モデル", "GPU", "エージェント", "データセンター", "セキュリティ",
+    "Kumo Relay", "脆弱性", "推論", "資金調達", "language model", "Nimbus Labs", "benchmark",
+    "オープンモデル", "ガイドライン", "calendar invite", "量子化技術", "NTT",
+]  # fmt: skip
+ASK_QUESTIONS = [
+    "規制とは？", "半導体の動向は？", "Kumo Relayとは？", "データセンターの電力は？",
+    "脆弱性の影響は？",
+]  # fmt: skip
+
+T = TypeVar("T")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def command_texts(count: int, seed: int) -> list[str]:
+    """Mostly searches, every fifth an `ask` (which calls the slow model when answering)."""
+    rng = random.Random(seed)
+    return [
+        f"ask {rng.choice(ASK_QUESTIONS)}" if i % 5 == 4 else f"search {rng.choice(SEARCH_WORDS)}"
+        for i in range(count)
+    ]
+
+
+# ── messages between the bot process and the world process ───────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class WorldOptions:
+    feeds: int
+    items: int
+    feed_latency: float
+    model_latency: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorldReady:
+    slack_api_url: str
+    openai_base_url: str
+    feed_urls: list[str]
+    feed_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseRequest:
+    name: str
+    events_url: str
+    texts: list[str]
+    concurrency: int
+    rate: float  # commands started per second; 0 = as fast as the concurrency allows
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    index: int
+    text: str
+    scheduled: float  # time.monotonic(): CLOCK_MONOTONIC, the same clock in both processes
+    start: float
+    end: float
+    status: int  # 0 = transport error
+    error: str = ""
+
+    @property
+    def ms(self) -> float:
+        return (self.end - self.start) * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WorldStats:
+    responses: dict[str, int]
+    model_requests: dict[str, int]
+    feed_requests: int
+    channel_messages: int
+    api_calls: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class WorldFailure:
+    text: str
+
+
+# ── the world process: stand-in servers and the load generator ──────────────────────────────
+
+_FENCE = re.compile(
+    r"<<<ARTICLE (?P<nonce>\w+)>>>\n(?P<text>.*)\n<<<END ARTICLE (?P=nonce)>>>", re.S
+)
+
+
+def _schema_name(request: dict[str, Any]) -> str:
+    response_format = request.get("response_format") or {}
+    return str((response_format.get("json_schema") or {}).get("name", "?"))
+
+
+def model_responder(request: dict[str, Any]) -> dict[str, Any]:
+    """Valid JSON for every call the bot makes. Summaries repeat the article's own title (so
+    they pass the grounding check); `ask` declines; the trend is empty, which the briefing
+    rejects in favour of its counted trend, as it would a useless answer."""
+    name = _schema_name(request)
+    if name == "ask_answer":
+        return {"answerable": False, "answer": "", "citations": []}
+    if name == "article_summary":
+        user = next(
+            (m.get("content", "") for m in request.get("messages", []) if m.get("role") == "user"),
+            "",
+        )
+        match = _FENCE.search(str(user))
+        title_line = match["text"].partition("\n")[0] if match else ""
+        title = title_line.removeprefix("タイトル: ").strip() or "AI"
+        return {
+            "title_ja": title[:300],
+            "overview": title,
+            "points": [title, title, title],
+            "why_important": title,
+            "keywords": [title],
+            "category": "research",
+            "importance": 2,
+        }
+    return {"themes": [], "organisations": [], "outlook": ""}
+
+
+class LoadClient:
+    """Sends the commands from its own thread and event loop, so the stand-in servers' work
+    does not delay the clock readings."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="load-client")
+        self.thread.start()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+async def send_commands(request: PhaseRequest, response_urls: list[str]) -> list[Sample]:
+    connector = aiohttp.TCPConnector(limit=request.concurrency)
+    gate = asyncio.Semaphore(request.concurrency)
+    samples: list[Sample] = []
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        first = time.monotonic() + 0.02
+
+        async def one(i: int, text: str) -> None:
+            scheduled = first + (i / request.rate if request.rate > 0 else 0.0)
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            async with gate:
+                body = slash_command_body(
+                    text, user_id=USERS[i % len(USERS)], response_url=response_urls[i]
+                )
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    **sign_request(SECRET, body),
+                }
+                start = time.monotonic()
+                status, error = 0, ""
+                try:
+                    async with http.post(request.events_url, data=body, headers=headers) as resp:
+                        await resp.read()
+                        status = resp.status
+                except Exception as exc:
+                    error = repr(exc)
+                end = time.monotonic()
+            samples.append(Sample(i, text, scheduled, start, end, status, error))
+
+        await asyncio.gather(*(one(i, t) for i, t in enumerate(request.texts)))
+    return sorted(samples, key=lambda s: s.index)
+
+
+async def world(conn: Connection, options: WorldOptions) -> None:
+    feeds = generate_feeds(options.feeds, options.items)
+    async with SlackServer() as slack, OpenAIServer() as model, FeedServer() as feed_server:
+        model.latency = options.model_latency
+        model.responder = model_responder
+        feed_server.latency = options.feed_latency
+        for feed in feeds:
+            feed_server.add(feed.path, feed.body)
+        client = LoadClient()
+        conn.send(
+            WorldReady(
+                slack_api_url=slack.api_url,
+                openai_base_url=model.base_url,
+                feed_urls=[feed_server.url(f.path) for f in feeds],
+                feed_bytes=sum(len(f.body) for f in feeds),
+            )
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="world-pipe") as pipe:
+                while True:
+                    message = await loop.run_in_executor(pipe, conn.recv)
+                    if message == "stop":
+                        break
+                    try:
+                        if isinstance(message, PhaseRequest):
+                            urls = [slack.response_url(message.name) for _ in message.texts]
+                            reply: Any = await client.run(send_commands(message, urls))
+                        elif message == "stats":
+                            reply = WorldStats(
+                                responses=dict(Counter(p.name for p in slack.response_posts)),
+                                model_requests=dict(Counter(map(_schema_name, model.requests))),
+                                feed_requests=len(feed_server.calls),
+                                channel_messages=len(slack.messages_in(CHANNEL)),
+                                api_calls=dict(Counter(c.method for c in slack.calls)),
+                            )
+                        else:
+                            reply = WorldFailure(f"unknown message {message!r}")
+                    except Exception:
+                        reply = WorldFailure(traceback.format_exc())
+                    conn.send(reply)
+        finally:
+            client.close()
+
+
+def world_main(conn: Connection, options: WorldOptions) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    try:
+        asyncio.run(world(conn, options))
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.send(WorldFailure(traceback.format_exc()))
+        raise
+
+
+class World:
+    """The bot process's handle on the world process (a spawned child: no inherited loop,
+    threads or locks). Pipe round trips run in a dedicated thread, so waiting for a phase
+    never occupies one of the default executor's threads, which the database uses."""
+
+    def __init__(self, options: WorldOptions) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=world_main, args=(child, options), name="bench-world", daemon=True
+        )
+        self._pipe = ThreadPoolExecutor(1, thread_name_prefix="bench-pipe")
+
+    def _expect(self, reply: Any) -> Any:
+        if isinstance(reply, WorldFailure):
+            raise RuntimeError(f"world process failed:\n{reply.text}")
+        return reply
+
+    def _round_trip(self, message: Any) -> Any:
+        self.conn.send(message)
+        return self._expect(self.conn.recv())
+
+    async def start(self) -> WorldReady:
+        self.process.start()
+        loop = asyncio.get_running_loop()
+        ready = self._expect(await loop.run_in_executor(self._pipe, self.conn.recv))
+        assert isinstance(ready, WorldReady)
+        return ready
+
+    async def phase(self, request: PhaseRequest) -> list[Sample]:
+        loop = asyncio.get_running_loop()
+        samples: list[Sample] = await loop.run_in_executor(self._pipe, self._round_trip, request)
+        return samples
+
+    async def stats(self) -> WorldStats:
+        loop = asyncio.get_running_loop()
+        stats: WorldStats = await loop.run_in_executor(self._pipe, self._round_trip, "stats")
+        return stats
+
+    async def wait_for_responses(self, expected: dict[str, int], patience: float) -> WorldStats:
+        deadline = time.monotonic() + patience
+        while True:
+            stats = await self.stats()
+            done = all(stats.responses.get(k, 0) >= n for k, n in expected.items())
+            if done or time.monotonic() > deadline:
+                return stats
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(Exception):
+                self.conn.send("stop")
+            await asyncio.to_thread(self.process.join, 10)
+        if self.process.is_alive():
+            self.process.terminate()
+            await asyncio.to_thread(self.process.join, 5)
+        self._pipe.shutdown(wait=False, cancel_futures=True)
+
+
+# ── instruments in the bot process ───────────────────────────────────────────────────────────
+
+
+@dataclass(slots=True)
+class Window:
+    """When a piece of background work ran (time.monotonic()), and how it ended."""
+
+    name: str
+    start: float = math.nan
+    end: float = math.nan
+    error: str = ""
+    detail: str = ""
+    progress: list[float] = field(default_factory=list)  # when each unit finished
+
+    def running_at(self, moment: float) -> bool:
+        end = self.end if not math.isnan(self.end) else math.inf
+        return self.start <= moment <= end
+
+    def overlaps(self, start: float, end: float) -> bool:
+        stop = self.end if not math.isnan(self.end) else math.inf
+        return start <= stop and end >= self.start
+
+    def done_by(self, moment: float) -> int:
+        return sum(1 for t in self.progress if t <= moment)
+
+
+async def timed(window: Window, coro: Coroutine[Any, Any, T]) -> T:
+    window.start = time.monotonic()
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        window.detail = window.detail or "cancelled"
+        raise
+    except Exception as exc:
+        window.error = repr(exc)
+        raise
+    finally:
+        window.end = time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class StallSample:
+    at: float
+    loop_late: float  # time since the loop last ticked
+    watch_late: float  # how late the watch thread itself woke: > 0 means GIL or CPU starvation
+    loop_stack: list[traceback.FrameSummary]
+    others: dict[str, list[traceback.FrameSummary]]  # the other threads, by name
+
+
+class StackWatch(threading.Thread):
+    """Diagnostic: whenever the loop has not ticked for `threshold` seconds, record the stack of
+    every thread (once per stall, then every 20 ms while it lasts), and how late this thread
+    itself woke up: if it was late too, the process was starved (the GIL held by another
+    thread, or no free CPU) rather than blocked by code running on the loop."""
+
+    def __init__(self, loop_thread: int, threshold: float) -> None:
+        super().__init__(name="stack-watch", daemon=True)
+        self.loop_thread = loop_thread
+        self.threshold = threshold
+        self.heartbeat = time.monotonic()
+        self.samples: list[StallSample] = []
+        self.own_lags: list[tuple[float, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        last_sample = 0.0
+        period = 0.005
+        expected = time.monotonic() + period
+        while not self._stop_event.wait(period):
+            now = time.monotonic()
+            own_late = max(0.0, now - expected)
+            expected = now + period
+            self.own_lags.append((now, own_late))
+            late = now - self.heartbeat
+            if late > self.threshold and now - last_sample > 0.02:
+                frames = sys._current_frames()
+                names = {t.ident: t.name for t in threading.enumerate()}
+                me = threading.get_ident()
+                loop_frame = frames.get(self.loop_thread)
+                others = {
+                    f"{names.get(ident, 'native')}#{ident % 10000}": traceback.extract_stack(frame)
+                    for ident, frame in frames.items()
+                    if ident not in (self.loop_thread, me)
+                }
+                stack = traceback.extract_stack(loop_frame) if loop_frame is not None else []
+                self.samples.append(StallSample(now, late, own_late, stack, others))
+                last_sample = now
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=2)
+
+
+class LagTicker:
+    """Records how late `asyncio.sleep(TICK)` wakes up: time the loop could not run a ready
+    callback, whether blocked by code on the loop or starved of the GIL or a CPU."""
+
+    def __init__(self, watch: StackWatch | None) -> None:
+        self.samples: list[tuple[float, float]] = []  # (sleep started, lateness in s)
+        self.watch = watch
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(TICK)
+            after = time.monotonic()
+            self.samples.append((before, after - before - TICK))
+            if self.watch is not None:
+                self.watch.heartbeat = after
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def between(self, start: float, end: float) -> list[tuple[float, float]]:
+        return [(t, lag) for t, lag in self.samples if start <= t <= end]
+
+
+class SlowCallbacks(logging.Handler):
+    """Collects asyncio's debug-mode "Executing <handle> took N seconds" warnings."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__(level=logging.WARNING)
+        self.threshold = threshold
+        self.records: list[tuple[float, float, str]] = []  # (monotonic, seconds, handle)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Executing %s took %.3f seconds" and len(record.args or ()) == 2:
+            handle, seconds = record.args  # type: ignore[misc]
+            self.records.append((time.monotonic(), float(seconds), str(handle)))
+
+
+class LogCounter(logging.Handler):
+    """Keeps the bot's warnings out of the table (the demo's sources point at a stopped server
+    and fail on every poll) but counts them; errors are printed as they happen."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "asyncio" and record.msg == "Executing %s took %.3f seconds":
+            return
+        self.counts[f"{record.levelname} {record.name}: {record.msg}"] += 1
+        if record.levelno >= logging.ERROR:
+            print(f"[log] {self.format(record)}", file=sys.stderr, flush=True)
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of this process so far, by thread group."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu: dict[str, float] = Counter()
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return {}
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        name = names.get(int(tid), "other (native)")
+        if int(tid) == os.getpid():
+            name = "main (event loop)"
+        elif name.startswith("asyncio_"):
+            name = "default executor (db.run, to_thread)"
+        cpu[name] += seconds
+    return dict(cpu)
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+
+
+def children_cpu(world_pid: int | None) -> dict[str, float]:
+    """CPU seconds so far of the descendant processes: the world process (stand-ins and load
+    generator) and the bot's own (forkserver and parse workers)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    me = os.getpid()
+
+    def lineage(pid: int) -> list[int]:
+        chain = [pid]
+        while chain[-1] in parents and len(chain) < 64 and chain[-1] != me:
+            chain.append(parents[chain[-1]])
+        return chain
+
+    cpu: dict[str, float] = {"world process": 0.0, "parse workers + forkserver": 0.0}
+    for pid, seconds in times.items():
+        chain = lineage(pid)
+        if pid == me or chain[-1] != me:
+            continue
+        key = "world process" if world_pid in chain else "parse workers + forkserver"
+        cpu[key] += seconds
+    return cpu
+
+
+# ── the run ──────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(slots=True)
+class Phase:
+    name: str
+    samples: list[Sample]
+    start: float
+    end: float
+    cpu: dict[str, float]
+    children: dict[str, float]
+    lag: list[tuple[float, float]]
+
+    @property
+    def ms(self) -> list[float]:
+        return [s.ms for s in self.samples if s.status == 200]
+
+
+@dataclass(slots=True)
+class Busy:
+    poll: Window = field(default_factory=lambda: Window("poll_once(force=True)"))
+    summarize: Window = field(default_factory=lambda: Window("summarize_pending"))
+    briefing: Window = field(default_factory=lambda: Window("briefing_for + publish"))
+    poll_report: str = ""
+    poll_new: int = -1
+    poll_failed: int = -1
+    published: bool | None = None
+    built_at: float = math.nan
+
+    @property
+    def windows(self) -> list[Window]:
+        return [self.poll, self.summarize, self.briefing]
+
+    def running_at(self, moment: float) -> str:
+        parts = []
+        if self.poll.running_at(moment):
+            done = self.poll.done_by(moment)
+            parts.append(f"poll {done}/{len(self.poll.progress) or '?'} sources done")
+        if self.summarize.running_at(moment):
+            parts.append(f"summarize {self.summarize.done_by(moment)} done")
+        if self.briefing.running_at(moment):
+            stage = "posting" if moment >= self.built_at else "building (model call)"
+            parts.append(f"briefing {stage}")
+        return ", ".join(parts) or "no busy work"
+
+
+def bot_settings(
+    workdir: Path, database: Path, ready: WorldReady, args: argparse.Namespace
+) -> Settings:
+    return make_settings(
+        workdir,
+        DATABASE_URL=f"sqlite:///{database}",
+        SLACK_BOT_TOKEN="xoxb-bench",
+        SLACK_SIGNING_SECRET=SECRET,
+        AINEWS_SLACK_CHANNEL=CHANNEL,
+        SLACK_API_URL=ready.slack_api_url,
+        AINEWS_HTTP_HOST="127.0.0.1",
+        AINEWS_HTTP_PORT=0,
+        AINEWS_SLACK_POST_INTERVAL=args.post_interval,
+        AINEWS_ADMIN_USERS="UADMIN",
+        OPENAI_API_KEY="sk-bench",
+        OPENAI_BASE_URL=ready.openai_base_url + "/v1",
+        AINEWS_DAILY_TOKEN_BUDGET=1_000_000_000,
+        AINEWS_POLL_CONCURRENCY=args.poll_concurrency,
+        AINEWS_POLL_PER_HOST=args.per_host,
+        AINEWS_PARSE_WORKERS=args.parse_workers,
+        AINEWS_FETCH_TIMEOUT=20.0,
+        TIKTOKEN_CACHE_DIR=workdir / "tiktoken",
+    )
+
+
+async def run_phase(
+    name: str,
+    world: World,
+    bot: SlackBot,
+    texts: list[str],
+    args: argparse.Namespace,
+    ticker: LagTicker,
+) -> Phase:
+    before, children_before = thread_cpu(), children_cpu(world.process.pid)
+    start = time.monotonic()
+    samples = await world.phase(
+        PhaseRequest(
+            name=name,
+            events_url=f"http://127.0.0.1:{bot.http_port}/slack/events",
+            texts=texts,
+            concurrency=args.concurrency,
+            rate=args.rate,
+        )
+    )
+    end = time.monotonic()
+    return Phase(
+        name,
+        samples,
+        start,
+        end,
+        cpu_delta(before, thread_cpu()),
+        cpu_delta(children_before, children_cpu(world.process.pid)),
+        ticker.between(start, end),
+    )
+
+
+async def busy_phase(
+    app: App,
+    bot: SlackBot,
+    world: World,
+    day: date,
+    texts: list[str],
+    args: argparse.Namespace,
+    ticker: LagTicker,
+) -> tuple[Phase, Busy]:
+    busy = Busy()
+
+    async def poll() -> None:
+        report = await poll_once(
+            app, force=True, progress=lambda: busy.poll.progress.append(time.monotonic())
+        )
+        busy.poll_new, busy.poll_failed = report.new, report.failed
+        busy.poll_report = (
+            f"sources {report.sources}, new {report.new}, 304 {report.not_modified}, "
+            f"failed {report.failed}"
+        )
+
+    async def summarize() -> None:
+        while True:  # until cancelled once the commands are done
+            report = await summarize_pending(
+                app, progress=lambda: busy.summarize.progress.append(time.monotonic())
+            )
+            if report.total == 0:
+                await asyncio.sleep(0.1)
+
+    async def briefing() -> None:
+        built = await briefing_for(app, day)
+        busy.built_at = time.monotonic()
+        busy.published = await bot.publish(built)
+
+    poll_task = asyncio.create_task(timed(busy.poll, poll()))
+    summarize_task = asyncio.create_task(timed(busy.summarize, summarize()))
+    briefing_task = asyncio.create_task(timed(busy.briefing, briefing()))
+    await asyncio.sleep(args.lead)
+    phase = await run_phase("busy", world, bot, texts, args, ticker)
+    busy.summarize.detail = "stopped after the last ack (it had more to do)"
+    summarize_task.cancel()
+    results = await asyncio.gather(poll_task, summarize_task, briefing_task, return_exceptions=True)
+    for window, result in zip(busy.windows, results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            window.error = window.error or repr(result)
+    return phase, busy
+
+
+def fmt(value: float) -> str:
+    return "    n/a" if math.isnan(value) else f"{value:7.1f}"
+
+
+def lag_summary(lag: list[tuple[float, float]]) -> str:
+    values = [x * 1000 for _, x in lag]
+    if not values:
+        return "no ticks"
+    stalls = sum(1 for x in values if x > STALL * 1000)
+    return (
+        f"p50 {percentile(values, 50):5.1f}  p99 {percentile(values, 99):6.1f}  "
+        f"max {max(values):6.1f} ms; {stalls} ticks > {STALL * 1000:.0f} ms late, "
+        f"{len(values)} ticks"
+    )
+
+
+def machine_info() -> list[str]:
+    cpus = os.cpu_count() or 1
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = cpus
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = "?"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
+        memory = f"{kb / 1024 / 1024:.1f} GB"
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    import slack_bolt.version
+    import sqlalchemy
+
+    return [
+        f"machine: {cpus} CPUs ({usable} usable, {model}), {memory} RAM, {platform.machine()}, "
+        f"{platform.system()} {platform.release()}",
+        f"python {platform.python_version()} ({platform.python_implementation()}), "
+        f"slack_bolt {slack_bolt.version.__version__}, aiohttp {aiohttp.__version__}, "
+        f"SQLAlchemy {sqlalchemy.__version__}; load average before the run: {load}",
+    ]
+
+
+def report(
+    args: argparse.Namespace,
+    info: list[str],
+    ready: WorldReady,
+    idle: Phase,
+    busy: Phase,
+    work: Busy,
+    stats: WorldStats,
+    expected: dict[str, int],
+    logs: LogCounter,
+    slow: SlowCallbacks | None,
+    watch: StackWatch | None,
+) -> list[str]:
+    """Print the results; return the problems that make the run invalid."""
+    problems: list[str] = []
+    rule = "─" * 94
+    log("")
+    log(rule)
+    for line in info:
+        log(line)
+    log(
+        f"workload: {args.commands} commands per phase (4/5 search, 1/5 ask), concurrency "
+        f"{args.concurrency}, {args.rate:g}/s; model {args.model_latency * 1000:.0f} ms per "
+        f"call; {args.feeds} feeds × {args.items} items ({ready.feed_bytes / 1e6:.1f} MB), "
+        f"{args.feed_latency * 1000:.0f} ms per feed"
+    )
+    log(
+        f"settings: AINEWS_POLL_CONCURRENCY={args.poll_concurrency} AINEWS_POLL_PER_HOST="
+        f"{args.per_host} AINEWS_PARSE_WORKERS={args.parse_workers} "
+        f"AINEWS_SLACK_POST_INTERVAL={args.post_interval:g}; SQLite (demo database)"
+    )
+    if args.diagnose:
+        log("DIAGNOSTIC RUN: asyncio debug mode is on; latencies are inflated by it")
+    log(rule)
+    log(f"  {'ack latency (ms)':<28} {'n':>5} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}")
+    for phase in (idle, busy):
+        ms = phase.ms
+        log(
+            f"  {phase.name:<28} {len(ms):>5} {fmt(percentile(ms, 50))} {fmt(percentile(ms, 95))} "
+            f"{fmt(percentile(ms, 99))} {fmt(max(ms) if ms else math.nan)}"
+        )
+    idle_ms, busy_ms = idle.ms, busy.ms
+    ratio50 = percentile(busy_ms, 50) / percentile(idle_ms, 50)
+    ratio99 = percentile(busy_ms, 99) / percentile(idle_ms, 99)
+    log(f"  {'ratio busy / idle':<28} {'':>5} {ratio50:6.2f}× {'':>7} {ratio99:6.2f}×")
+    log(rule)
+    p99 = percentile(busy_ms, 99)
+    verdict = "PASS" if p99 < TARGET_BUSY_P99_MS else "MISS  <<<"
+    log(f"  busy p99 {p99:.1f} ms   target < {TARGET_BUSY_P99_MS:.0f} ms   {verdict}")
+    log(rule)
+
+    for phase in (idle, busy):
+        bad = [s for s in phase.samples if s.status != 200]
+        if bad:
+            problems.append(
+                f"{phase.name}: {len(bad)} commands not acked with 200, e.g. "
+                f"{bad[0].status} {bad[0].error}"
+            )
+        queued = sum(1 for s in phase.samples if s.start - s.scheduled > 0.01)
+        log(
+            f"  {phase.name}: {phase.end - phase.start:5.1f} s; {queued} commands waited > 10 ms "
+            f"for a free slot (concurrency bound); loop lag: {lag_summary(phase.lag)}"
+        )
+        cpu = ", ".join(
+            f"{k} {v:.2f} s"
+            for k, v in sorted(phase.cpu.items(), key=lambda kv: -kv[1])
+            if v >= 0.01
+        )
+        log(f"    bot-process CPU by thread: {cpu}")
+        children = ", ".join(f"{k} {v:.2f} s" for k, v in phase.children.items())
+        total = sum(phase.cpu.values()) + sum(phase.children.values())
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        log(
+            f"    other processes: {children}; all together "
+            f"{total / (phase.end - phase.start) / cpus * 100:.0f}% of {cpus} CPUs"
+        )
+    log(rule)
+
+    log("  busy work (monotonic seconds relative to the first busy command):")
+    zero = busy.samples[0].start if busy.samples else busy.start
+    for window in work.windows:
+        status = window.error or window.detail or "finished"
+        log(
+            f"    {window.name:<26} {window.start - zero:+7.2f} → {window.end - zero:+7.2f} s "
+            f"({window.end - window.start:5.1f} s, {len(window.progress)} units) {status}"
+        )
+        if window.error:
+            problems.append(f"{window.name} failed: {window.error}")
+    log(f"    poll report: {work.poll_report}")
+    log(
+        f"    briefing: built in {work.built_at - work.briefing.start:.2f} s, published "
+        f"{work.published}, {stats.channel_messages} messages in {CHANNEL}"
+    )
+    log(f"    model requests by schema: {stats.model_requests}")
+    inside = {
+        w.name: sum(1 for s in busy.samples if w.overlaps(s.start, s.end)) for w in work.windows
+    }
+    all_three = sum(
+        1 for s in busy.samples if all(w.overlaps(s.start, s.end) for w in work.windows)
+    )
+    none = sum(1 for s in busy.samples if not any(w.overlaps(s.start, s.end) for w in work.windows))
+    log(
+        "    busy commands whose ack overlapped: "
+        + ", ".join(f"{k} {v}/{len(busy.samples)}" for k, v in inside.items())
+        + f"; all three {all_three}; none {none}"
+    )
+    if none:
+        problems.append(f"{none} busy commands ran while no busy work was running")
+    for window in (work.poll, work.briefing):
+        if inside[window.name] == 0:
+            problems.append(f"no busy command overlapped {window.name}")
+    if work.poll_new != args.feeds * args.items:
+        problems.append(
+            f"busy poll stored {work.poll_new} new articles, expected {args.feeds * args.items}"
+        )
+    if work.published is not True or stats.channel_messages < 2:
+        problems.append(
+            f"briefing not posted (published={work.published}, messages={stats.channel_messages})"
+        )
+    log(rule)
+
+    answered = {k: stats.responses.get(k, 0) for k in expected}
+    log(
+        "  answers at response_url: "
+        + ", ".join(f"{k} {answered[k]}/{n}" for k, n in expected.items())
+    )
+    for k, n in expected.items():
+        if answered[k] != n:
+            problems.append(f"{k}: {answered[k]} of {n} commands answered at their response_url")
+
+    worst = sorted(busy.samples, key=lambda s: -s.ms)[:5]
+    log(
+        "  slowest busy acks: "
+        + "; ".join(
+            f"{s.ms:.0f} ms ({s.text.split()[0]}, at {s.start - zero:+.2f} s: "
+            f"{work.running_at(s.start)})"
+            for s in worst
+        )
+    )
+    stalls = sorted(busy.lag, key=lambda x: -x[1])[:8]
+    log("  worst loop stalls while busy (tick lateness):")
+    for t, lag in stalls:
+        log(f"    {lag * 1000:6.1f} ms at {t - zero:+6.2f} s   {work.running_at(t)}")
+    if logs.counts:
+        log(
+            "  bot log warnings/errors (counted, not shown): "
+            + "; ".join(f"{n}× {m[:80]}" for m, n in logs.counts.most_common(6))
+        )
+    log(rule)
+
+    if slow is not None:
+        diagnose(slow, watch, busy, zero, work)
+    return problems
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+|Task-\d+|\bid=\d+|\d+\.\d+\.\d+\.\d+:\d+")
+
+
+def _frame(f: traceback.FrameSummary) -> str:
+    path = f.filename
+    for marker in ("/site-packages/", f"{ROOT}/", "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{path}:{f.lineno} {f.name}"
+
+
+def diagnose(
+    slow: SlowCallbacks, watch: StackWatch | None, busy: Phase, zero: float, work: Busy
+) -> None:
+    log(
+        f"  DIAGNOSIS — asyncio slow callbacks (> {slow.threshold * 1000:.0f} ms) "
+        "during the busy phase:"
+    )
+    records = [r for r in slow.records if busy.start <= r[0] <= busy.end + 0.5]
+    grouped: dict[str, list[float]] = {}
+    for _, seconds, handle in records:
+        grouped.setdefault(_ADDRESS.sub("", handle)[:300], []).append(seconds)
+    for handle, seconds in sorted(grouped.items(), key=lambda kv: -sum(kv[1]))[:10]:
+        log(
+            f"    {len(seconds):3}× total {sum(seconds) * 1000:7.1f} ms, "
+            f"max {max(seconds) * 1000:6.1f} ms: {handle}"
+        )
+    if not records:
+        log("    none")
+    for t, seconds, handle in sorted(records, key=lambda r: -r[1])[:5]:
+        log(
+            f"    worst: {seconds * 1000:.0f} ms at {t - zero:+.2f} s ({work.running_at(t)}): "
+            f"{_ADDRESS.sub('', handle)[:200]}"
+        )
+    if watch is None:
+        return
+    samples = [s for s in watch.samples if busy.start <= s.at <= busy.end + 0.5]
+    own = [lag * 1000 for t, lag in watch.own_lags if busy.start <= t <= busy.end]
+    log(
+        f"  DIAGNOSIS — thread stacks whenever the loop was > {watch.threshold * 1000:.0f} ms "
+        f"late ({len(samples)} samples in the busy phase); the watch thread's own wake-up "
+        f"lateness in the busy phase: p50 {percentile(own, 50):.1f}, p99 "
+        f"{percentile(own, 99):.1f}, max {max(own, default=math.nan):.1f} ms"
+    )
+    loop_top: Counter[str] = Counter()
+    loop_ours: Counter[str] = Counter()
+    other_top: Counter[str] = Counter()
+    other_ours: Counter[str] = Counter()
+    examples: dict[str, list[traceback.FrameSummary]] = {}
+    for sample in samples:
+        top = _frame(sample.loop_stack[-1]) if sample.loop_stack else "?"
+        loop_top[top] += 1
+        examples.setdefault(top, sample.loop_stack)
+        loop_ours[_ours(sample.loop_stack)] += 1
+        for stack in sample.others.values():
+            if _idle(stack):
+                continue
+            other_top[_frame(stack[-1])] += 1
+            other_ours[_ours(stack)] += 1
+    for title, counts in (
+        ("loop thread, innermost frame", loop_top),
+        ("loop thread, innermost project frame", loop_ours),
+        ("other busy threads, innermost frame", other_top),
+        ("other busy threads, innermost project frame", other_ours),
+    ):
+        log(f"    {title}:")
+        for frame, n in counts.most_common(8):
+            log(f"      {n:4}× {frame}")
+    for top, _ in loop_top.most_common(2):
+        log(f"    loop-thread stack at {top}:")
+        for f in examples[top][-10:]:
+            log(f"        {_frame(f)}")
+    log("    the worst stalls, one line per sample:")
+    for sample in sorted(samples, key=lambda x: -x.loop_late)[:8]:
+        busy_threads = [
+            f"{name.split('#')[0]} in {_ours(stack)}"
+            for name, stack in sample.others.items()
+            if not _idle(stack)
+        ]
+        innermost = _frame(sample.loop_stack[-1]) if sample.loop_stack else "?"
+        log(
+            f"      {sample.loop_late * 1000:6.1f} ms late at {sample.at - zero:+6.2f} s "
+            f"(watch thread {sample.watch_late * 1000:5.1f} ms late); loop thread in "
+            f"{_ours(sample.loop_stack)} / {innermost}; busy: {', '.join(busy_threads) or 'none'}"
+        )
+    log("─" * 94)
+
+
+_IDLE_FRAMES = (
+    "threading.py",
+    "queue.py",
+    "selectors.py",
+    "concurrent/futures/thread.py",
+    "multiprocessing/connection.py",
+)
+
+
+def _idle(stack: list[traceback.FrameSummary]) -> bool:
+    """A thread parked in a wait (executor queue, lock, select) rather than running."""
+    return not stack or stack[-1].filename.endswith(_IDLE_FRAMES)
+
+
+def _ours(stack: list[traceback.FrameSummary]) -> str:
+    """The innermost frame from the project (bot/handlers/jobs/storage), else the innermost."""
+    mine = [
+        f
+        for f in stack
+        if any(f"{ROOT}/{d}/" in f.filename for d in ("bot", "handlers", "jobs", "storage"))
+    ]
+    if mine:
+        return _frame(mine[-1])
+    return f"(library) {_frame(stack[-1])}" if stack else "?"
+
+
+def clean_environment() -> None:
+    """This process only: the developer's AINEWS_/OPENAI_/SLACK_ variables must not leak into
+    the bench settings (unset fields would otherwise be read from the environment)."""
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES):
+            del os.environ[name]
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+async def bench(args: argparse.Namespace) -> int:
+    info = machine_info()
+    loop = asyncio.get_running_loop()
+    counter = LogCounter()
+    root = logging.getLogger()
+    root.addHandler(counter)
+    root.setLevel(logging.WARNING)
+    slow: SlowCallbacks | None = None
+    watch: StackWatch | None = None
+    if args.diagnose:
+        loop.set_debug(True)
+        loop.slow_callback_duration = args.slow_callback
+        slow = SlowCallbacks(args.slow_callback)
+        logging.getLogger("asyncio").addHandler(slow)
+        watch = StackWatch(threading.get_ident(), TICK + args.slow_callback)
+        watch.start()
+    ticker = LagTicker(watch)
+
+    workdir = Path(tempfile.mkdtemp(prefix="ainews-slack-ack-"))
+    world = World(WorldOptions(args.feeds, args.items, args.feed_latency, args.model_latency))
+    problems: list[str] = []
+    try:
+        started = time.monotonic()
+        ready = await world.start()
+        log(
+            f"world process up in {time.monotonic() - started:.1f} s: Slack, OpenAI and "
+            f"{len(ready.feed_urls)} feeds on 127.0.0.1"
+        )
+        started = time.monotonic()
+        demo_settings = make_settings(workdir, TIKTOKEN_CACHE_DIR=workdir / "tiktoken")
+        demo = await run_demo(demo_settings)
+        database = demo_settings.var_dir / "demo" / "ainews-demo.sqlite3"
+        day = demo.briefing.day
+        log(
+            f"demo database in {time.monotonic() - started:.1f} s: {demo.poll.new} articles, "
+            f"briefing day {day}"
+        )
+
+        settings = bot_settings(workdir, database, ready, args)
+        async with open_app(settings, fetching=True, llm=True) as app:
+            assert app.llm is not None, "the app opened without the model"
+            slugs = [c.slug for c in app.taxonomy.categories]
+            specs = [
+                SourceSpec(
+                    url=url,
+                    name=f"Bench feed {i}",
+                    category=slugs[i % len(slugs)],
+                    language="ja" if i % 3 == 0 else "en",
+                )
+                for i, url in enumerate(ready.feed_urls)
+            ]
+            await app.db.run(add_missing_sources, specs=specs)
+            runner = JobRunner()
+            bot = SlackBot(app, spawn=runner.spawn)
+            await bot.start()
+            ticker.start()
+            try:
+                log(f"bot listening on 127.0.0.1:{bot.http_port}; warming up")
+                warm = await run_phase(
+                    "warmup",
+                    world,
+                    bot,
+                    [f"search {w}" for w in SEARCH_WORDS[: len(USERS)]] + ["ask 規制とは？"],
+                    args,
+                    ticker,
+                )
+                await world.wait_for_responses({"warmup": len(warm.samples)}, 30)
+
+                texts = command_texts(args.commands, seed=7)
+                idle = await run_phase("idle", world, bot, texts, args, ticker)
+                log(
+                    f"idle phase: {len(idle.samples)} commands in "
+                    f"{idle.end - idle.start:.1f} s; waiting for the answers"
+                )
+                await world.wait_for_responses({"idle": len(texts)}, args.answer_timeout)
+                await asyncio.sleep(0.5)  # let the idle answers' tails settle
+
+                log("busy phase: poll + summarize + briefing started")
+                busy, work = await busy_phase(app, bot, world, day, texts, args, ticker)
+                log(
+                    f"busy phase: {len(busy.samples)} commands in "
+                    f"{busy.end - busy.start:.1f} s; waiting for the answers"
+                )
+                expected = {"warmup": len(warm.samples), "idle": len(texts), "busy": len(texts)}
+                stats = await world.wait_for_responses(expected, args.answer_timeout)
+            finally:
+                await ticker.stop()
+                await runner.drain(10)
+                await bot.stop()
+        if watch is not None:
+            watch.stop()
+        problems = report(
+            args,
+            info,
+            ready,
+            idle,
+            busy,
+            work,
+            stats,
+            expected,
+            counter,
+            slow,
+            watch,
+        )
+    finally:
+        await world.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if problems:
+        log("INVALID RUN:")
+        for problem in problems:
+            log(f"  - {problem}")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--commands", type=int, default=200, help="commands per phase (200)")
+    parser.add_argument("--concurrency", type=int, default=10, help="commands in flight (10)")
+    parser.add_argument(
+        "--rate", type=float, default=25.0, help="commands started per second, 0 = no pacing (25)"
+    )
+    parser.add_argument("--feeds", type=int, default=200, help="feeds polled while busy (200)")
+    parser.add_argument("--items", type=int, default=20, help="items per feed (20)")
+    parser.add_argument("--feed-latency", type=float, default=0.1, help="s per feed (0.1)")
+    parser.add_argument("--model-latency", type=float, default=0.5, help="s per model call (0.5)")
+    parser.add_argument(
+        "--post-interval",
+        type=float,
+        default=0.2,
+        help="AINEWS_SLACK_POST_INTERVAL, s between thread replies (0.2)",
+    )
+    parser.add_argument("--poll-concurrency", type=int, default=32, help="AINEWS_POLL_CONCURRENCY")
+    parser.add_argument(
+        "--per-host",
+        type=int,
+        default=32,
+        help="AINEWS_POLL_PER_HOST (32: every bench feed is on 127.0.0.1)",
+    )
+    parser.add_argument("--parse-workers", type=int, default=0, help="AINEWS_PARSE_WORKERS (0)")
+    parser.add_argument(
+        "--lead",
+        type=float,
+        default=0.5,
+        help="s between starting the busy work and the first command (0.5)",
+    )
+    parser.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=180.0,
+        help="s to wait for every answer at the response_url (180)",
+    )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="asyncio debug mode + loop-thread stack sampling (separate run)",
+    )
+    parser.add_argument(
+        "--slow-callback",
+        type=float,
+        default=0.05,
+        help="--diagnose: loop.slow_callback_duration, s (0.05)",
+    )
+    args = parser.parse_args(argv)
+    clean_environment()
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
