@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from tests.fakes.slack_server import (
     slash_command_body,
     slash_command_payload,
 )
+from tests.test_cli import AINEWS
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0BRIEF"
@@ -95,7 +99,7 @@ async def running(
 
 
 async def post_command(
-    running: Running,
+    events_url: str,
     slack: SlackServer,
     text: str,
     *,
@@ -110,7 +114,7 @@ async def post_command(
     }
     async with (
         aiohttp.ClientSession() as http,
-        http.post(running.events_url, data=body, headers=headers) as response,
+        http.post(events_url, data=body, headers=headers) as response,
     ):
         await response.read()
         return response.status
@@ -119,7 +123,7 @@ async def post_command(
 async def test_signed_search_command_is_acked_then_answered(
     running: Running, slack: SlackServer
 ) -> None:
-    status = await post_command(running, slack, "search 規制")
+    status = await post_command(running.events_url, slack, "search 規制")
     assert status == 200
     [answer] = await slack.wait_for_response()
     assert answer["response_type"] == "ephemeral"
@@ -138,7 +142,7 @@ async def test_unsigned_or_stale_requests_get_401_and_do_nothing(
     running: Running, slack: SlackServer, secret: str, age: int
 ) -> None:
     status = await post_command(
-        running, slack, "search 規制", secret=secret, timestamp=int(time.time()) - age
+        running.events_url, slack, "search 規制", secret=secret, timestamp=int(time.time()) - age
     )
     assert status == 401
     await asyncio.sleep(0.2)  # give a wrongly accepted command time to answer
@@ -157,7 +161,7 @@ async def test_help_unknown_and_bad_arguments_always_answer(
     running: Running, slack: SlackServer
 ) -> None:
     for text in ("help", "frobnicate", "search category:nope 半導体", "subscribe xyz"):
-        await post_command(running, slack, text)
+        await post_command(running.events_url, slack, text)
     answers = await slack.wait_for_response(count=4)
     joined = [str(a["blocks"]) for a in answers]
     assert "/ainews search" in joined[0] and "subscribe" in joined[0]
@@ -167,20 +171,24 @@ async def test_help_unknown_and_bad_arguments_always_answer(
 
 
 async def test_admin_commands_refuse_non_admins(running: Running, slack: SlackServer) -> None:
-    await post_command(running, slack, "sources add https://feeds.example.org/rss policy")
-    await post_command(running, slack, "post-digest")
+    await post_command(
+        running.events_url, slack, "sources add https://feeds.example.org/rss policy"
+    )
+    await post_command(running.events_url, slack, "post-digest")
     answers = await slack.wait_for_response(count=2)
     assert all("管理者だけ" in str(a["blocks"]) for a in answers)
     assert slack.messages_in(CHANNEL) == []
     await post_command(
-        running, slack, "sources add https://feeds.example.org/rss policy", user="UADMIN"
+        running.events_url, slack, "sources add https://feeds.example.org/rss policy", user="UADMIN"
     )
     [*_, added] = await slack.wait_for_response(count=3)
     assert "追加しました" in str(added["blocks"])
 
 
 async def test_chat_cannot_add_a_loopback_source(running: Running, slack: SlackServer) -> None:
-    await post_command(running, slack, "sources add http://127.0.0.1:8080/feed.xml", user="UADMIN")
+    await post_command(
+        running.events_url, slack, "sources add http://127.0.0.1:8080/feed.xml", user="UADMIN"
+    )
     [answer] = await slack.wait_for_response()
     assert "not a public address" in str(answer["blocks"])
 
@@ -308,7 +316,7 @@ async def _add_and_summarise(app: App, *, count: int) -> None:
 
 
 async def test_a_hostile_article_is_posted_inert(running: Running, slack: SlackServer) -> None:
-    await post_command(running, slack, "search calendar invite")
+    await post_command(running.events_url, slack, "search calendar invite")
     [answer] = await slack.wait_for_response()
     text = json.dumps(answer["blocks"], ensure_ascii=False)
     assert "ignore all previous instructions" in text.lower()
@@ -337,7 +345,9 @@ async def test_commands_are_acked_before_a_slow_model_answers(
         try:
             acks = await asyncio.gather(
                 *(
-                    post_command(Running(app, bot, runner), slack, "ask 規制とは？")
+                    post_command(
+                        f"http://127.0.0.1:{bot.http_port}/slack/events", slack, "ask 規制とは？"
+                    )
                     for _ in range(5)
                 )
             )
@@ -411,3 +421,46 @@ async def test_app_home_shows_and_toggles_subscriptions(
         if b.get("accessory", {}).get("value") == "policy"
     ]
     assert toggled[0]["accessory"]["text"]["text"] == "解除"
+
+
+async def test_ainews_run_in_http_mode_answers_and_posts_on_demand(
+    tmp_path: Path, demo_database: Path, slack: SlackServer
+) -> None:
+    """The acceptance path: the real `ainews run` process, Slack stand-in as SLACK_API_URL."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": f"sqlite:///{demo_database}",
+        "AINEWS_VAR_DIR": str(tmp_path / "var"),
+        "AINEWS_SOURCES_FILE": str(tmp_path / "none.toml"),
+        "AINEWS_FETCH_TIMEOUT": "2",
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "AINEWS_SLACK_CHANNEL": CHANNEL,
+        "SLACK_API_URL": slack.api_url,
+        "AINEWS_HTTP_HOST": "127.0.0.1",
+        "AINEWS_HTTP_PORT": "0",
+        "AINEWS_SLACK_POST_INTERVAL": "0",
+        "AINEWS_ADMIN_USERS": "UADMIN",
+        "AINEWS_SHUTDOWN_GRACE": "2",
+    }
+    process = await asyncio.create_subprocess_exec(
+        AINEWS, "run", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    try:
+        log = b""
+        while b"slack listening" not in log:
+            log += await asyncio.wait_for(process.stderr.readline(), timeout=20)
+        port = int(re.search(rb"port=(\d+)", log).group(1))  # type: ignore[union-attr]
+        events_url = f"http://127.0.0.1:{port}/slack/events"
+        assert await post_command(events_url, slack, "search 半導体") == 200
+        [answer] = await slack.wait_for_response(timeout=10)
+        assert "半導体" in json.dumps(answer["blocks"], ensure_ascii=False)
+        assert await post_command(events_url, slack, "post-digest", user="UADMIN") == 200
+        await slack.wait_for_message(count=2, timeout=20)
+        parent = slack.messages_in(CHANNEL)[0]
+        assert "AI News" in json.dumps(parent.blocks, ensure_ascii=False)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=30)
+    assert process.returncode == 0
