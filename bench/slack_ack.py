@@ -19,11 +19,18 @@ One run (`uv run python bench/slack_ack.py`):
    idle and busy, the ratios, PASS/MISS for busy p99 < 300 ms, and the event-loop lag measured
    by a ticker (`asyncio.sleep(0.01)` wake-up delay) with the worst stalls.
 
-`--diagnose` makes a separate diagnostic run: asyncio debug mode with
-`loop.slow_callback_duration`, plus a watchdog thread that samples the loop thread's stack
-whenever the loop is late, to say what was running (or that nothing was: the loop thread was
-waiting for the GIL or a CPU). Debug mode slows asyncio itself, so its latencies are not the
-benchmark's.
+Every run also splits each late tick with the kernel's per-thread account
+(/proc/self/task/<tid>/schedstat): the loop thread running code, runnable but waiting for a CPU,
+or asleep longer than it meant to (waiting for the GIL).
+
+Diagnostic runs, separate because they change the timing:
+
+- `--watch` times every loop callback (wrapping `asyncio.Handle._run`) and keeps those over
+  `--slow-callback` with their on-CPU time and the task's await chain before and after the
+  step, and a watchdog thread samples every thread's stack whenever the loop is late;
+- `--diagnose` uses asyncio's own debug mode with `loop.slow_callback_duration` instead, plus
+  the same watchdog. Debug mode slows asyncio a lot (it records a traceback for every future
+  and handle), so its latencies are not the benchmark's.
 
 A measurement, not a test: a missed target prints MISS and still exits 0. It exits 1 only when
 the run is invalid (a command not acked with 200 or never answered, busy work that failed or
@@ -35,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import multiprocessing
@@ -49,7 +57,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -329,9 +337,9 @@ class World:
 
     def __init__(self, options: WorldOptions) -> None:
         context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
+        self.conn, self._child = context.Pipe()
         self.process = context.Process(
-            target=world_main, args=(child, options), name="bench-world", daemon=True
+            target=world_main, args=(self._child, options), name="bench-world", daemon=True
         )
         self._pipe = ThreadPoolExecutor(1, thread_name_prefix="bench-pipe")
 
@@ -346,6 +354,7 @@ class World:
 
     async def start(self) -> WorldReady:
         self.process.start()
+        self._child.close()  # so that a dead world process reads as EOF, not a hang
         loop = asyncio.get_running_loop()
         ready = self._expect(await loop.run_in_executor(self._pipe, self.conn.recv))
         assert isinstance(ready, WorldReady)
@@ -421,6 +430,50 @@ async def timed(window: Window, coro: Coroutine[Any, Any, T]) -> T:
         window.end = time.monotonic()
 
 
+class ThreadClock:
+    """The kernel scheduler's account of one thread (`/proc/self/task/<tid>/schedstat`): seconds
+    on a CPU, and seconds runnable but waiting for one. Zeros where /proc is missing."""
+
+    def __init__(self, native_id: int) -> None:
+        try:
+            self._fd = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = -1
+
+    def read(self) -> tuple[float, float]:
+        if self._fd < 0:
+            return 0.0, 0.0
+        on_cpu, queued, *_ = os.pread(self._fd, 128, 0).split()
+        return int(on_cpu) / 1e9, int(queued) / 1e9
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One `asyncio.sleep(TICK)` of the lag ticker and what the loop thread did meanwhile."""
+
+    at: float  # when the sleep started
+    late: float  # how much later than TICK it woke up
+    on_cpu: float  # the loop thread ran (callbacks, including other threads' GIL hand-offs)
+    queued: float  # the loop thread was runnable but no CPU was free
+
+    @property
+    def off_cpu(self) -> float:
+        """Asleep for longer than the intended sleep: with nothing blocking on the loop, that is
+        waiting for the GIL (a lower bound: time spent running other callbacks is excluded)."""
+        return max(0.0, self.late - self.on_cpu - self.queued)
+
+    def split(self) -> str:
+        return (
+            f"loop thread on CPU {self.on_cpu * 1000:5.1f} ms, waiting for a CPU "
+            f"{self.queued * 1000:5.1f} ms, off CPU beyond the sleep {self.off_cpu * 1000:5.1f} ms"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class StallSample:
     at: float
@@ -433,8 +486,8 @@ class StallSample:
 class StackWatch(threading.Thread):
     """Diagnostic: whenever the loop has not ticked for `threshold` seconds, record the stack of
     every thread (once per stall, then every 20 ms while it lasts), and how late this thread
-    itself woke up: if it was late too, the process was starved (the GIL held by another
-    thread, or no free CPU) rather than blocked by code running on the loop."""
+    itself woke up: if it was late too, the whole process was starved (the GIL held by another
+    thread, or no free CPU) rather than the loop blocked by code running on it."""
 
     def __init__(self, loop_thread: int, threshold: float) -> None:
         super().__init__(name="stack-watch", daemon=True)
@@ -475,11 +528,12 @@ class StackWatch(threading.Thread):
 
 
 class LagTicker:
-    """Records how late `asyncio.sleep(TICK)` wakes up: time the loop could not run a ready
-    callback, whether blocked by code on the loop or starved of the GIL or a CPU."""
+    """Records how late `asyncio.sleep(TICK)` wakes up — time the loop could not run a ready
+    callback — and the loop thread's scheduler account over each tick, which says whether it
+    was running code, waiting for a CPU, or asleep (waiting for the GIL)."""
 
     def __init__(self, watch: StackWatch | None) -> None:
-        self.samples: list[tuple[float, float]] = []  # (sleep started, lateness in s)
+        self.ticks: list[Tick] = []
         self.watch = watch
         self._task: asyncio.Task[None] | None = None
 
@@ -487,13 +541,22 @@ class LagTicker:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(TICK)
-            after = time.monotonic()
-            self.samples.append((before, after - before - TICK))
-            if self.watch is not None:
-                self.watch.heartbeat = after
+        clock = ThreadClock(threading.get_native_id())
+        try:
+            cpu0, queued0 = clock.read()
+            while True:
+                before = time.monotonic()
+                await asyncio.sleep(TICK)
+                after = time.monotonic()
+                cpu1, queued1 = clock.read()
+                self.ticks.append(
+                    Tick(before, after - before - TICK, cpu1 - cpu0, queued1 - queued0)
+                )
+                cpu0, queued0 = cpu1, queued1
+                if self.watch is not None:
+                    self.watch.heartbeat = after
+        finally:
+            clock.close()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -501,22 +564,155 @@ class LagTicker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def between(self, start: float, end: float) -> list[tuple[float, float]]:
-        return [(t, lag) for t, lag in self.samples if start <= t <= end]
+    def between(self, start: float, end: float) -> list[Tick]:
+        return [t for t in self.ticks if start <= t.at <= end]
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    start: float
+    end: float
+    generation: int
+    thread: str
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+class GcWatch:
+    """Records every garbage collection of the bot process (`gc.callbacks`): a collection
+    holds the GIL, so it stops the event loop whichever thread runs it."""
+
+    def __init__(self) -> None:
+        self.pauses: list[Pause] = []
+        self._started: dict[int, float] = {}
+        self._loop_thread = threading.get_ident()
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        ident = threading.get_ident()
+        if phase == "start":
+            self._started[ident] = time.monotonic()
+        elif ident in self._started:
+            thread = "loop thread" if ident == self._loop_thread else "another thread"
+            start = self._started.pop(ident)
+            self.pauses.append(Pause(start, time.monotonic(), info["generation"], thread))
+
+    def install(self) -> None:
+        gc.callbacks.append(self)
+
+    def uninstall(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self)
+
+    def between(self, start: float, end: float) -> list[Pause]:
+        return [p for p in self.pauses if p.end >= start and p.start <= end]
+
+    def summary(self, start: float, end: float) -> str:
+        pauses = self.between(start, end)
+        parts = []
+        for generation in (0, 1, 2):
+            mine = [p.seconds * 1000 for p in pauses if p.generation == generation]
+            if mine:
+                parts.append(
+                    f"gen{generation} {len(mine)}× (total {sum(mine):.0f}, max {max(mine):.1f} ms)"
+                )
+        return ", ".join(parts) or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SlowCallback:
+    at: float
+    seconds: float
+    on_cpu: float  # NaN when unknown (asyncio's own debug-mode report)
+    what: str
+
+
+def _short(path: str) -> str:
+    for marker in ("/site-packages/", f"{ROOT}/", "/lib/python3"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def _chain(coro: Any) -> list[tuple[str, str, int]]:
+    """The await chain of a coroutine: (qualname, file, line) from the task's outermost
+    coroutine to the innermost one it is suspended in."""
+    chain: list[tuple[str, str, int]] = []
+    while coro is not None and len(chain) < 16:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        name = getattr(coro, "__qualname__", type(coro).__name__)
+        if frame is not None:
+            chain.append((name, frame.f_code.co_filename, frame.f_lineno))
+        else:
+            chain.append((name, "", 0))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return chain
+
+
+def _format_chain(chain: list[tuple[str, str, int]]) -> str:
+    ours = [c for c in chain if f"{ROOT}/" in c[1] and "/bench/" not in c[1]]
+    shown = ours[-2:] or chain[-2:]
+    return " → ".join(f"{name} ({_short(path)}:{line})" for name, path, line in shown)
+
+
+class CallbackTimer:
+    """`--watch`: times every event-loop callback (wraps `asyncio.events.Handle._run`) and keeps
+    those over `threshold` with how long the loop thread was on a CPU meanwhile (the rest is
+    waiting for the GIL or a CPU), and for task steps where the task was before and after the
+    step. Cheap enough to leave the latencies meaningful, unlike asyncio's debug mode."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.records: list[SlowCallback] = []
+        self._original: Callable[[asyncio.Handle], None] | None = None
+
+    def install(self) -> None:
+        original = asyncio.events.Handle._run
+        self._original = original
+        timer = self
+
+        def _run(handle: asyncio.Handle) -> None:
+            callback = getattr(handle, "_callback", None)
+            owner = getattr(callback, "__self__", None)
+            task = owner if isinstance(owner, asyncio.Task) else None
+            before = _chain(task.get_coro()) if task is not None else []
+            wall0, cpu0 = time.perf_counter(), time.thread_time()
+            original(handle)
+            wall = time.perf_counter() - wall0
+            if wall >= timer.threshold:
+                cpu = time.thread_time() - cpu0
+                if task is not None:
+                    after = _chain(task.get_coro()) if not task.done() else []
+                    what = (
+                        f"task step from [{_format_chain(before)}] to "
+                        f"[{_format_chain(after) or 'done'}]"
+                    )
+                else:
+                    what = f"callback {getattr(callback, '__qualname__', repr(callback))}"
+                timer.records.append(SlowCallback(time.monotonic(), wall, cpu, what))
+
+        asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            asyncio.events.Handle._run = self._original  # type: ignore[method-assign]
 
 
 class SlowCallbacks(logging.Handler):
-    """Collects asyncio's debug-mode "Executing <handle> took N seconds" warnings."""
+    """`--diagnose`: collects asyncio's debug-mode "Executing <handle> took N seconds"."""
 
     def __init__(self, threshold: float) -> None:
         super().__init__(level=logging.WARNING)
         self.threshold = threshold
-        self.records: list[tuple[float, float, str]] = []  # (monotonic, seconds, handle)
+        self.records: list[SlowCallback] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "Executing %s took %.3f seconds" and len(record.args or ()) == 2:
             handle, seconds = record.args  # type: ignore[misc]
-            self.records.append((time.monotonic(), float(seconds), str(handle)))
+            self.records.append(
+                SlowCallback(time.monotonic(), float(seconds), math.nan, str(handle))
+            )
 
 
 class LogCounter(logging.Handler):
@@ -601,6 +797,26 @@ def children_cpu(world_pid: int | None) -> dict[str, float]:
     return cpu
 
 
+def system_counters() -> dict[str, float]:
+    """Machine-wide: CPU pressure (PSI "some": time at least one task waited for a CPU), steal
+    (vCPU time the hypervisor gave to someone else), busy CPU time; and the loop thread's
+    scheduler account. All in seconds, so far."""
+    counters: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        counters["cpu pressure"] = int(some.rsplit("total=", 1)[1]) / 1e6
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        ticks = os.sysconf("SC_CLK_TCK")
+        counters["steal"] = values[7] / ticks
+        counters["busy"] = (sum(values[:8]) - values[3] - values[4]) / ticks
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        text = Path(f"/proc/self/task/{os.getpid()}/schedstat").read_text().split()
+        counters["loop on cpu"] = int(text[0]) / 1e9
+        counters["loop queued"] = int(text[1]) / 1e9
+    return counters
+
+
 # ── the run ──────────────────────────────────────────────────────────────────────────────────
 
 
@@ -612,11 +828,17 @@ class Phase:
     end: float
     cpu: dict[str, float]
     children: dict[str, float]
-    lag: list[tuple[float, float]]
+    system: dict[str, float]
+    ticks: list[Tick]
+    gc: str = ""
 
     @property
     def ms(self) -> list[float]:
         return [s.ms for s in self.samples if s.status == 200]
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
 
 
 @dataclass(slots=True)
@@ -626,7 +848,6 @@ class Busy:
     briefing: Window = field(default_factory=lambda: Window("briefing_for + publish"))
     poll_report: str = ""
     poll_new: int = -1
-    poll_failed: int = -1
     published: bool | None = None
     built_at: float = math.nan
 
@@ -679,8 +900,10 @@ async def run_phase(
     texts: list[str],
     args: argparse.Namespace,
     ticker: LagTicker,
+    gcs: GcWatch,
 ) -> Phase:
-    before, children_before = thread_cpu(), children_cpu(world.process.pid)
+    pid = world.process.pid
+    cpu, children, system = thread_cpu(), children_cpu(pid), system_counters()
     start = time.monotonic()
     samples = await world.phase(
         PhaseRequest(
@@ -693,13 +916,15 @@ async def run_phase(
     )
     end = time.monotonic()
     return Phase(
-        name,
-        samples,
-        start,
-        end,
-        cpu_delta(before, thread_cpu()),
-        cpu_delta(children_before, children_cpu(world.process.pid)),
-        ticker.between(start, end),
+        name=name,
+        samples=samples,
+        start=start,
+        end=end,
+        cpu=cpu_delta(cpu, thread_cpu()),
+        children=cpu_delta(children, children_cpu(pid)),
+        system=cpu_delta(system, system_counters()),
+        ticks=ticker.between(start, end),
+        gc=gcs.summary(start, end),
     )
 
 
@@ -711,6 +936,7 @@ async def busy_phase(
     texts: list[str],
     args: argparse.Namespace,
     ticker: LagTicker,
+    gcs: GcWatch,
 ) -> tuple[Phase, Busy]:
     busy = Busy()
 
@@ -718,7 +944,7 @@ async def busy_phase(
         report = await poll_once(
             app, force=True, progress=lambda: busy.poll.progress.append(time.monotonic())
         )
-        busy.poll_new, busy.poll_failed = report.new, report.failed
+        busy.poll_new = report.new
         busy.poll_report = (
             f"sources {report.sources}, new {report.new}, 304 {report.not_modified}, "
             f"failed {report.failed}"
@@ -741,7 +967,7 @@ async def busy_phase(
     summarize_task = asyncio.create_task(timed(busy.summarize, summarize()))
     briefing_task = asyncio.create_task(timed(busy.briefing, briefing()))
     await asyncio.sleep(args.lead)
-    phase = await run_phase("busy", world, bot, texts, args, ticker)
+    phase = await run_phase("busy", world, bot, texts, args, ticker, gcs)
     busy.summarize.detail = "stopped after the last ack (it had more to do)"
     summarize_task.cancel()
     results = await asyncio.gather(poll_task, summarize_task, briefing_task, return_exceptions=True)
@@ -751,23 +977,28 @@ async def busy_phase(
     return phase, busy
 
 
+# ── the report ───────────────────────────────────────────────────────────────────────────────
+
+
 def fmt(value: float) -> str:
     return "    n/a" if math.isnan(value) else f"{value:7.1f}"
 
 
-def lag_summary(lag: list[tuple[float, float]]) -> str:
-    values = [x * 1000 for _, x in lag]
+def lag_summary(ticks: list[Tick]) -> str:
+    values = [t.late * 1000 for t in ticks]
     if not values:
         return "no ticks"
     stalls = sum(1 for x in values if x > STALL * 1000)
     return (
-        f"p50 {percentile(values, 50):5.1f}  p99 {percentile(values, 99):6.1f}  "
-        f"max {max(values):6.1f} ms; {stalls} ticks > {STALL * 1000:.0f} ms late, "
-        f"{len(values)} ticks"
+        f"p50 {percentile(values, 50):.1f}, p99 {percentile(values, 99):.1f}, "
+        f"max {max(values):.1f} ms; {stalls} of {len(values)} ticks > {STALL * 1000:.0f} ms late"
     )
 
 
 def machine_info() -> list[str]:
+    import slack_bolt.version
+    import sqlalchemy
+
     cpus = os.cpu_count() or 1
     try:
         usable = len(os.sched_getaffinity(0))
@@ -787,51 +1018,77 @@ def machine_info() -> list[str]:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         load = "n/a"
-    import slack_bolt.version
-    import sqlalchemy
-
     return [
         f"machine: {cpus} CPUs ({usable} usable, {model}), {memory} RAM, {platform.machine()}, "
         f"{platform.system()} {platform.release()}",
         f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"slack_bolt {slack_bolt.version.__version__}, aiohttp {aiohttp.__version__}, "
-        f"SQLAlchemy {sqlalchemy.__version__}; load average before the run: {load}",
+        f"switch interval {sys.getswitchinterval() * 1000:g} ms, slack_bolt "
+        f"{slack_bolt.version.__version__}, aiohttp {aiohttp.__version__}, SQLAlchemy "
+        f"{sqlalchemy.__version__}; load average before the run: {load}",
     ]
 
 
-def report(
-    args: argparse.Namespace,
-    info: list[str],
-    ready: WorldReady,
-    idle: Phase,
-    busy: Phase,
-    work: Busy,
-    stats: WorldStats,
-    expected: dict[str, int],
-    logs: LogCounter,
-    slow: SlowCallbacks | None,
-    watch: StackWatch | None,
-) -> list[str]:
+@dataclass(slots=True)
+class Outcome:
+    """Everything the report needs."""
+
+    args: argparse.Namespace
+    info: list[str]
+    ready: WorldReady
+    idle: Phase
+    busy: Phase
+    work: Busy
+    stats: WorldStats
+    expected: dict[str, int]
+    logs: LogCounter
+    slow: list[SlowCallback]
+    slow_source: str
+    watch: StackWatch | None
+    gcs: GcWatch
+    heap: str
+
+
+def report(o: Outcome) -> list[str]:
     """Print the results; return the problems that make the run invalid."""
+    args, idle, busy, work, stats = o.args, o.idle, o.busy, o.work, o.stats
     problems: list[str] = []
     rule = "─" * 94
     log("")
     log(rule)
-    for line in info:
+    for line in o.info:
         log(line)
     log(
         f"workload: {args.commands} commands per phase (4/5 search, 1/5 ask), concurrency "
         f"{args.concurrency}, {args.rate:g}/s; model {args.model_latency * 1000:.0f} ms per "
-        f"call; {args.feeds} feeds × {args.items} items ({ready.feed_bytes / 1e6:.1f} MB), "
+        f"call; {args.feeds} feeds × {args.items} items ({o.ready.feed_bytes / 1e6:.1f} MB), "
         f"{args.feed_latency * 1000:.0f} ms per feed"
     )
     log(
         f"settings: AINEWS_POLL_CONCURRENCY={args.poll_concurrency} AINEWS_POLL_PER_HOST="
         f"{args.per_host} AINEWS_PARSE_WORKERS={args.parse_workers} "
-        f"AINEWS_SLACK_POST_INTERVAL={args.post_interval:g}; SQLite (demo database)"
+        f"AINEWS_SLACK_POST_INTERVAL={args.post_interval:g}; SQLite (the demo database)"
     )
+    if args.gc_freeze:
+        log("EXPERIMENT: gc.freeze() after start-up and warm-up (the bench calls it)")
+    if args.switch_interval:
+        log(f"EXPERIMENT: sys.setswitchinterval({args.switch_interval:g})")
+    if args.executor_threads:
+        log(
+            f"EXPERIMENT: the loop's default executor (db.run, to_thread) has "
+            f"{args.executor_threads} threads (default min(32, CPUs + 4))"
+        )
+    if args.process_before_response:
+        log("EXPERIMENT: slack-bolt process_before_response=True (ack returned without polling)")
+    if args.nice_workers:
+        log(
+            f"EXPERIMENT: parse workers started with os.nice({args.nice_workers}) "
+            "(a ProcessPoolExecutor initializer patched in by the bench)"
+        )
     if args.diagnose:
-        log("DIAGNOSTIC RUN: asyncio debug mode is on; latencies are inflated by it")
+        log("DIAGNOSTIC RUN: asyncio debug mode is on, which slows asyncio itself: the latencies")
+        log("below are not the benchmark's")
+    elif args.watch:
+        log("WATCH RUN: every loop callback is timed and stalls are stack-sampled (small overhead)")
     log(rule)
     log(f"  {'ack latency (ms)':<28} {'n':>5} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}")
     for phase in (idle, busy):
@@ -840,12 +1097,11 @@ def report(
             f"  {phase.name:<28} {len(ms):>5} {fmt(percentile(ms, 50))} {fmt(percentile(ms, 95))} "
             f"{fmt(percentile(ms, 99))} {fmt(max(ms) if ms else math.nan)}"
         )
-    idle_ms, busy_ms = idle.ms, busy.ms
-    ratio50 = percentile(busy_ms, 50) / percentile(idle_ms, 50)
-    ratio99 = percentile(busy_ms, 99) / percentile(idle_ms, 99)
+    ratio50 = percentile(busy.ms, 50) / percentile(idle.ms, 50)
+    ratio99 = percentile(busy.ms, 99) / percentile(idle.ms, 99)
     log(f"  {'ratio busy / idle':<28} {'':>5} {ratio50:6.2f}× {'':>7} {ratio99:6.2f}×")
     log(rule)
-    p99 = percentile(busy_ms, 99)
+    p99 = percentile(busy.ms, 99)
     verdict = "PASS" if p99 < TARGET_BUSY_P99_MS else "MISS  <<<"
     log(f"  busy p99 {p99:.1f} ms   target < {TARGET_BUSY_P99_MS:.0f} ms   {verdict}")
     log(rule)
@@ -859,31 +1115,45 @@ def report(
             )
         queued = sum(1 for s in phase.samples if s.start - s.scheduled > 0.01)
         log(
-            f"  {phase.name}: {phase.end - phase.start:5.1f} s; {queued} commands waited > 10 ms "
-            f"for a free slot (concurrency bound); loop lag: {lag_summary(phase.lag)}"
+            f"  {phase.name}: {phase.seconds:.1f} s, {queued} commands waited > 10 ms for a free "
+            "slot (concurrency bound)"
+        )
+        log(
+            f"    event-loop lag (sleep {TICK * 1000:.0f} ms, lateness): {lag_summary(phase.ticks)}"
         )
         cpu = ", ".join(
             f"{k} {v:.2f} s"
             for k, v in sorted(phase.cpu.items(), key=lambda kv: -kv[1])
             if v >= 0.01
         )
-        log(f"    bot-process CPU by thread: {cpu}")
+        log(f"    bot process CPU by thread: {cpu}")
         children = ", ".join(f"{k} {v:.2f} s" for k, v in phase.children.items())
-        total = sum(phase.cpu.values()) + sum(phase.children.values())
+        system = phase.system
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        ours = sum(phase.cpu.values()) + sum(phase.children.values())
+        machine = system.get("busy", math.nan)
+        log(f"    bench child processes CPU: {children}")
         log(
-            f"    other processes: {children}; all together "
-            f"{total / (phase.end - phase.start) / cpus * 100:.0f}% of {cpus} CPUs"
+            f"    machine: CPUs busy {machine / phase.seconds / cpus * 100:.0f}% of "
+            f"{cpus} × {phase.seconds:.1f} s ({machine:.1f} s: this bench {ours:.1f} s, other "
+            f"processes on the machine {max(0.0, machine - ours):.1f} s), CPU pressure "
+            f"{system.get('cpu pressure', math.nan) / phase.seconds * 100:.0f}% of the time, "
+            f"steal {system.get('steal', math.nan):.2f} s"
         )
+        log(
+            f"    loop thread: on a CPU {system.get('loop on cpu', math.nan):.2f} s, runnable "
+            f"but waiting for a CPU {system.get('loop queued', math.nan):.2f} s"
+        )
+        log(f"    garbage collections (they stop every thread): {phase.gc}")
     log(rule)
 
-    log("  busy work (monotonic seconds relative to the first busy command):")
     zero = busy.samples[0].start if busy.samples else busy.start
+    log("  busy work (seconds relative to the first busy command):")
     for window in work.windows:
         status = window.error or window.detail or "finished"
         log(
-            f"    {window.name:<26} {window.start - zero:+7.2f} → {window.end - zero:+7.2f} s "
-            f"({window.end - window.start:5.1f} s, {len(window.progress)} units) {status}"
+            f"    {window.name:<24} {window.start - zero:+6.2f} → {window.end - zero:+6.2f} s "
+            f"({window.end - window.start:4.1f} s, {len(window.progress)} done) {status}"
         )
         if window.error:
             problems.append(f"{window.name} failed: {window.error}")
@@ -892,18 +1162,16 @@ def report(
         f"    briefing: built in {work.built_at - work.briefing.start:.2f} s, published "
         f"{work.published}, {stats.channel_messages} messages in {CHANNEL}"
     )
-    log(f"    model requests by schema: {stats.model_requests}")
+    log(f"    model requests by schema (whole run): {stats.model_requests}")
     inside = {
         w.name: sum(1 for s in busy.samples if w.overlaps(s.start, s.end)) for w in work.windows
     }
-    all_three = sum(
-        1 for s in busy.samples if all(w.overlaps(s.start, s.end) for w in work.windows)
-    )
+    every = sum(1 for s in busy.samples if all(w.overlaps(s.start, s.end) for w in work.windows))
     none = sum(1 for s in busy.samples if not any(w.overlaps(s.start, s.end) for w in work.windows))
     log(
         "    busy commands whose ack overlapped: "
         + ", ".join(f"{k} {v}/{len(busy.samples)}" for k, v in inside.items())
-        + f"; all three {all_three}; none {none}"
+        + f"; all three {every}; none {none}"
     )
     if none:
         problems.append(f"{none} busy commands ran while no busy work was running")
@@ -918,128 +1186,56 @@ def report(
         problems.append(
             f"briefing not posted (published={work.published}, messages={stats.channel_messages})"
         )
-    log(rule)
-
-    answered = {k: stats.responses.get(k, 0) for k in expected}
+    answered = {k: stats.responses.get(k, 0) for k in o.expected}
     log(
         "  answers at response_url: "
-        + ", ".join(f"{k} {answered[k]}/{n}" for k, n in expected.items())
+        + ", ".join(f"{k} {answered[k]}/{n}" for k, n in o.expected.items())
     )
-    for k, n in expected.items():
+    for k, n in o.expected.items():
         if answered[k] != n:
             problems.append(f"{k}: {answered[k]} of {n} commands answered at their response_url")
-
-    worst = sorted(busy.samples, key=lambda s: -s.ms)[:5]
-    log(
-        "  slowest busy acks: "
-        + "; ".join(
-            f"{s.ms:.0f} ms ({s.text.split()[0]}, at {s.start - zero:+.2f} s: "
-            f"{work.running_at(s.start)})"
-            for s in worst
-        )
-    )
-    stalls = sorted(busy.lag, key=lambda x: -x[1])[:8]
-    log("  worst loop stalls while busy (tick lateness):")
-    for t, lag in stalls:
-        log(f"    {lag * 1000:6.1f} ms at {t - zero:+6.2f} s   {work.running_at(t)}")
-    if logs.counts:
-        log(
-            "  bot log warnings/errors (counted, not shown): "
-            + "; ".join(f"{n}× {m[:80]}" for m, n in logs.counts.most_common(6))
-        )
     log(rule)
 
-    if slow is not None:
-        diagnose(slow, watch, busy, zero, work)
+    log("  slowest busy acks:")
+    for s in sorted(busy.samples, key=lambda s: -s.ms)[:5]:
+        log(
+            f"    {s.ms:6.1f} ms  {s.text.split()[0]:<6} at {s.start - zero:+6.2f} s  "
+            f"{work.running_at(s.start)}"
+        )
+    log("  worst event-loop stalls while busy (tick lateness; where the loop thread's time went):")
+    for tick in sorted(busy.ticks, key=lambda t: -t.late)[:6]:
+        pauses = o.gcs.between(tick.at, tick.at + TICK + tick.late)
+        collected = "; ".join(
+            f"gen{p.generation} GC {p.seconds * 1000:.1f} ms in the {p.thread}" for p in pauses
+        )
+        log(
+            f"    {tick.late * 1000:6.1f} ms at {tick.at - zero:+6.2f} s: {tick.split()}\n"
+            f"{'':>27}during: {work.running_at(tick.at)}"
+            + (f"\n{'':>27}{collected}" if collected else "")
+        )
+    stalls = [t for t in busy.ticks if t.late > STALL]
+    if stalls:
+        late = sum(t.late for t in stalls)
+        log(
+            f"  all {len(stalls)} stalls > {STALL * 1000:.0f} ms together: {late * 1000:.0f} ms "
+            f"late = loop thread on CPU {sum(t.on_cpu for t in stalls) * 1000:.0f} ms + waiting "
+            f"for a CPU {sum(t.queued for t in stalls) * 1000:.0f} ms + off CPU "
+            f"{sum(t.off_cpu for t in stalls) * 1000:.0f} ms"
+        )
+    log(f"  {o.heap}")
+    if o.logs.counts:
+        log(
+            "  bot log warnings/errors (counted, not shown): "
+            + "; ".join(f"{n}× {m[:80]}" for m, n in o.logs.counts.most_common(6))
+        )
+    log(rule)
+    if o.slow_source:
+        diagnose(o, zero)
     return problems
 
 
-_ADDRESS = re.compile(r" at 0x[0-9a-f]+|Task-\d+|\bid=\d+|\d+\.\d+\.\d+\.\d+:\d+")
-
-
 def _frame(f: traceback.FrameSummary) -> str:
-    path = f.filename
-    for marker in ("/site-packages/", f"{ROOT}/", "/lib/python3"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-    return f"{path}:{f.lineno} {f.name}"
-
-
-def diagnose(
-    slow: SlowCallbacks, watch: StackWatch | None, busy: Phase, zero: float, work: Busy
-) -> None:
-    log(
-        f"  DIAGNOSIS — asyncio slow callbacks (> {slow.threshold * 1000:.0f} ms) "
-        "during the busy phase:"
-    )
-    records = [r for r in slow.records if busy.start <= r[0] <= busy.end + 0.5]
-    grouped: dict[str, list[float]] = {}
-    for _, seconds, handle in records:
-        grouped.setdefault(_ADDRESS.sub("", handle)[:300], []).append(seconds)
-    for handle, seconds in sorted(grouped.items(), key=lambda kv: -sum(kv[1]))[:10]:
-        log(
-            f"    {len(seconds):3}× total {sum(seconds) * 1000:7.1f} ms, "
-            f"max {max(seconds) * 1000:6.1f} ms: {handle}"
-        )
-    if not records:
-        log("    none")
-    for t, seconds, handle in sorted(records, key=lambda r: -r[1])[:5]:
-        log(
-            f"    worst: {seconds * 1000:.0f} ms at {t - zero:+.2f} s ({work.running_at(t)}): "
-            f"{_ADDRESS.sub('', handle)[:200]}"
-        )
-    if watch is None:
-        return
-    samples = [s for s in watch.samples if busy.start <= s.at <= busy.end + 0.5]
-    own = [lag * 1000 for t, lag in watch.own_lags if busy.start <= t <= busy.end]
-    log(
-        f"  DIAGNOSIS — thread stacks whenever the loop was > {watch.threshold * 1000:.0f} ms "
-        f"late ({len(samples)} samples in the busy phase); the watch thread's own wake-up "
-        f"lateness in the busy phase: p50 {percentile(own, 50):.1f}, p99 "
-        f"{percentile(own, 99):.1f}, max {max(own, default=math.nan):.1f} ms"
-    )
-    loop_top: Counter[str] = Counter()
-    loop_ours: Counter[str] = Counter()
-    other_top: Counter[str] = Counter()
-    other_ours: Counter[str] = Counter()
-    examples: dict[str, list[traceback.FrameSummary]] = {}
-    for sample in samples:
-        top = _frame(sample.loop_stack[-1]) if sample.loop_stack else "?"
-        loop_top[top] += 1
-        examples.setdefault(top, sample.loop_stack)
-        loop_ours[_ours(sample.loop_stack)] += 1
-        for stack in sample.others.values():
-            if _idle(stack):
-                continue
-            other_top[_frame(stack[-1])] += 1
-            other_ours[_ours(stack)] += 1
-    for title, counts in (
-        ("loop thread, innermost frame", loop_top),
-        ("loop thread, innermost project frame", loop_ours),
-        ("other busy threads, innermost frame", other_top),
-        ("other busy threads, innermost project frame", other_ours),
-    ):
-        log(f"    {title}:")
-        for frame, n in counts.most_common(8):
-            log(f"      {n:4}× {frame}")
-    for top, _ in loop_top.most_common(2):
-        log(f"    loop-thread stack at {top}:")
-        for f in examples[top][-10:]:
-            log(f"        {_frame(f)}")
-    log("    the worst stalls, one line per sample:")
-    for sample in sorted(samples, key=lambda x: -x.loop_late)[:8]:
-        busy_threads = [
-            f"{name.split('#')[0]} in {_ours(stack)}"
-            for name, stack in sample.others.items()
-            if not _idle(stack)
-        ]
-        innermost = _frame(sample.loop_stack[-1]) if sample.loop_stack else "?"
-        log(
-            f"      {sample.loop_late * 1000:6.1f} ms late at {sample.at - zero:+6.2f} s "
-            f"(watch thread {sample.watch_late * 1000:5.1f} ms late); loop thread in "
-            f"{_ours(sample.loop_stack)} / {innermost}; busy: {', '.join(busy_threads) or 'none'}"
-        )
-    log("─" * 94)
+    return f"{_short(f.filename)}:{f.lineno} {f.name}"
 
 
 _IDLE_FRAMES = (
@@ -1068,6 +1264,109 @@ def _ours(stack: list[traceback.FrameSummary]) -> str:
     return f"(library) {_frame(stack[-1])}" if stack else "?"
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+|Task-\d+|\bid=\d+|\(\d+, handle|\d+\.\d+\.\d+\.\d+:\d+")
+
+
+def diagnose(o: Outcome, zero: float) -> None:
+    busy, work = o.busy, o.work
+    records = [r for r in o.slow if busy.start <= r.at <= busy.end + 0.5]
+    total = sum(r.seconds for r in records)
+    log(
+        f"  DIAGNOSIS — {o.slow_source} during the busy phase: {len(records)} callbacks, "
+        f"{total * 1000:.0f} ms in all"
+    )
+    grouped: dict[str, list[SlowCallback]] = {}
+    for record in records:
+        grouped.setdefault(_ADDRESS.sub("", record.what)[:400], []).append(record)
+    for what, group in sorted(grouped.items(), key=lambda kv: -sum(r.seconds for r in kv[1]))[:10]:
+        seconds = [r.seconds for r in group]
+        on_cpu = sum(r.on_cpu for r in group)
+        cpu = "" if math.isnan(on_cpu) else f", on CPU {on_cpu * 1000:.0f} ms"
+        log(
+            f"    {len(seconds):3}× {sum(seconds) * 1000:6.0f} ms (max {max(seconds) * 1000:.0f}"
+            f"{cpu}): {what}"
+        )
+    log("    the slowest:")
+    for r in sorted(records, key=lambda r: -r.seconds)[:6]:
+        cpu = "" if math.isnan(r.on_cpu) else f" (on CPU {r.on_cpu * 1000:.0f} ms)"
+        log(
+            f"      {r.seconds * 1000:6.1f} ms{cpu} at {r.at - zero:+6.2f} s "
+            f"[{work.running_at(r.at)}]: {_ADDRESS.sub('', r.what)[:300]}"
+        )
+    watch = o.watch
+    if watch is None:
+        return
+    samples = [s for s in watch.samples if busy.start <= s.at <= busy.end + 0.5]
+    own = [lag * 1000 for t, lag in watch.own_lags if busy.start <= t <= busy.end]
+    log(
+        f"  DIAGNOSIS — thread stacks whenever the loop was > {watch.threshold * 1000:.0f} ms "
+        f"late ({len(samples)} samples in the busy phase); the watch thread's own 5 ms wake-ups "
+        f"in the busy phase were late by p50 {percentile(own, 50):.1f}, p99 "
+        f"{percentile(own, 99):.1f}, max {max(own, default=math.nan):.1f} ms"
+    )
+    loop_top: Counter[str] = Counter()
+    loop_ours: Counter[str] = Counter()
+    other_top: Counter[str] = Counter()
+    other_ours: Counter[str] = Counter()
+    examples: dict[str, list[traceback.FrameSummary]] = {}
+    for sample in samples:
+        top = _frame(sample.loop_stack[-1]) if sample.loop_stack else "?"
+        loop_top[top] += 1
+        examples.setdefault(top, sample.loop_stack)
+        loop_ours[_ours(sample.loop_stack)] += 1
+        for stack in sample.others.values():
+            if _idle(stack):
+                continue
+            other_top[_frame(stack[-1])] += 1
+            other_ours[_ours(stack)] += 1
+    for title, counts in (
+        ("loop thread, innermost frame", loop_top),
+        ("loop thread, innermost project frame", loop_ours),
+        ("other running threads, innermost frame", other_top),
+        ("other running threads, innermost project frame", other_ours),
+    ):
+        log(f"    {title}:")
+        for frame, n in counts.most_common(6):
+            log(f"      {n:4}× {frame}")
+    for top, _ in loop_top.most_common(2):
+        log(f"    loop-thread stack at {top}:")
+        for f in examples[top][-8:]:
+            log(f"        {_frame(f)}")
+    log("    the worst stalls, one line per sample:")
+    for sample in sorted(samples, key=lambda x: -x.loop_late)[:6]:
+        running = [
+            f"{name.split('#')[0]} in {_ours(stack)}"
+            for name, stack in sample.others.items()
+            if not _idle(stack)
+        ]
+        innermost = _frame(sample.loop_stack[-1]) if sample.loop_stack else "?"
+        log(
+            f"      {sample.loop_late * 1000:6.1f} ms since the last tick at "
+            f"{sample.at - zero:+6.2f} s (watch thread {sample.watch_late * 1000:.1f} ms late); "
+            f"loop thread in {_ours(sample.loop_stack)} / {innermost}; "
+            f"running: {', '.join(running) or 'nothing else'}"
+        )
+    log("─" * 94)
+
+
+# ── main ─────────────────────────────────────────────────────────────────────────────────────
+
+
+def nice_parse_workers(level: int) -> None:
+    """Experiment (`--nice-workers`): the bot's parse workers start with `os.nice(level)`, by
+    giving jobs.parse_pool a ProcessPoolExecutor with that initializer. Tests whether
+    deprioritising the CPU-bound workers keeps the event loop's thread on a CPU."""
+    import concurrent.futures
+
+    import jobs.parse_pool
+
+    class NicePool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, initializer=os.nice, initargs=(level,), **kwargs)
+
+    jobs.parse_pool.ProcessPoolExecutor = NicePool  # type: ignore[misc]
+
+
 def clean_environment() -> None:
     """This process only: the developer's AINEWS_/OPENAI_/SLACK_ variables must not leak into
     the bench settings (unset fields would otherwise be read from the environment)."""
@@ -1078,26 +1377,38 @@ def clean_environment() -> None:
 
 
 async def bench(args: argparse.Namespace) -> int:
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     info = machine_info()
     loop = asyncio.get_running_loop()
+    if args.executor_threads:
+        loop.set_default_executor(
+            ThreadPoolExecutor(args.executor_threads, thread_name_prefix="asyncio")
+        )
     counter = LogCounter()
     root = logging.getLogger()
     root.addHandler(counter)
     root.setLevel(logging.WARNING)
-    slow: SlowCallbacks | None = None
+    debug_log: SlowCallbacks | None = None
+    timer: CallbackTimer | None = None
     watch: StackWatch | None = None
     if args.diagnose:
         loop.set_debug(True)
         loop.slow_callback_duration = args.slow_callback
-        slow = SlowCallbacks(args.slow_callback)
-        logging.getLogger("asyncio").addHandler(slow)
+        debug_log = SlowCallbacks(args.slow_callback)
+        logging.getLogger("asyncio").addHandler(debug_log)
+    elif args.watch:
+        timer = CallbackTimer(args.slow_callback)
+        timer.install()
+    if args.diagnose or args.watch:
         watch = StackWatch(threading.get_ident(), TICK + args.slow_callback)
         watch.start()
     ticker = LagTicker(watch)
+    gcs = GcWatch()
+    gcs.install()
 
     workdir = Path(tempfile.mkdtemp(prefix="ainews-slack-ack-"))
     world = World(WorldOptions(args.feeds, args.items, args.feed_latency, args.model_latency))
-    problems: list[str] = []
     try:
         started = time.monotonic()
         ready = await world.start()
@@ -1114,7 +1425,6 @@ async def bench(args: argparse.Namespace) -> int:
             f"demo database in {time.monotonic() - started:.1f} s: {demo.poll.new} articles, "
             f"briefing day {day}"
         )
-
         settings = bot_settings(workdir, database, ready, args)
         async with open_app(settings, fetching=True, llm=True) as app:
             assert app.llm is not None, "the app opened without the model"
@@ -1131,55 +1441,81 @@ async def bench(args: argparse.Namespace) -> int:
             await app.db.run(add_missing_sources, specs=specs)
             runner = JobRunner()
             bot = SlackBot(app, spawn=runner.spawn)
+            if args.process_before_response:
+                # The listener acks and spawns the work, so running it before responding costs
+                # nothing, and the runner no longer polls ack() every 10 ms.
+                bot.bolt._process_before_response = True
+                bot.bolt._async_listener_runner.process_before_response = True
             await bot.start()
             ticker.start()
             try:
                 log(f"bot listening on 127.0.0.1:{bot.http_port}; warming up")
-                warm = await run_phase(
-                    "warmup",
-                    world,
-                    bot,
-                    [f"search {w}" for w in SEARCH_WORDS[: len(USERS)]] + ["ask 規制とは？"],
-                    args,
-                    ticker,
-                )
+                warm_texts = [f"search {w}" for w in SEARCH_WORDS[: len(USERS)]] + [
+                    "ask 規制とは？"
+                ]
+                warm = await run_phase("warmup", world, bot, warm_texts, args, ticker, gcs)
                 await world.wait_for_responses({"warmup": len(warm.samples)}, 30)
+                if args.gc_freeze:
+                    gc.collect()
+                    gc.freeze()
+                heap_before = len(gc.get_objects())
 
                 texts = command_texts(args.commands, seed=7)
-                idle = await run_phase("idle", world, bot, texts, args, ticker)
+                idle = await run_phase("idle", world, bot, texts, args, ticker, gcs)
                 log(
-                    f"idle phase: {len(idle.samples)} commands in "
-                    f"{idle.end - idle.start:.1f} s; waiting for the answers"
+                    f"idle phase: {len(idle.samples)} commands in {idle.seconds:.1f} s; "
+                    "waiting for the answers"
                 )
                 await world.wait_for_responses({"idle": len(texts)}, args.answer_timeout)
                 await asyncio.sleep(0.5)  # let the idle answers' tails settle
 
                 log("busy phase: poll + summarize + briefing started")
-                busy, work = await busy_phase(app, bot, world, day, texts, args, ticker)
+                busy, work = await busy_phase(app, bot, world, day, texts, args, ticker, gcs)
                 log(
-                    f"busy phase: {len(busy.samples)} commands in "
-                    f"{busy.end - busy.start:.1f} s; waiting for the answers"
+                    f"busy phase: {len(busy.samples)} commands in {busy.seconds:.1f} s; "
+                    "waiting for the answers"
                 )
                 expected = {"warmup": len(warm.samples), "idle": len(texts), "busy": len(texts)}
                 stats = await world.wait_for_responses(expected, args.answer_timeout)
+                heap = (
+                    f"objects tracked by the GC: {heap_before:,} before the measurements, "
+                    f"{len(gc.get_objects()):,} after the busy phase; frozen (gc.freeze) "
+                    f"{gc.get_freeze_count():,}"
+                )
             finally:
                 await ticker.stop()
                 await runner.drain(10)
                 await bot.stop()
+        gcs.uninstall()
+        if timer is not None:
+            timer.uninstall()
         if watch is not None:
             watch.stop()
+        slow = (timer.records if timer else []) + (debug_log.records if debug_log else [])
+        source = ""
+        if timer is not None:
+            source = f"loop callbacks > {args.slow_callback * 1000:.0f} ms (timed by the bench)"
+        elif debug_log is not None:
+            source = (
+                f"asyncio debug mode, slow_callback_duration = {args.slow_callback * 1000:.0f} ms"
+            )
         problems = report(
-            args,
-            info,
-            ready,
-            idle,
-            busy,
-            work,
-            stats,
-            expected,
-            counter,
-            slow,
-            watch,
+            Outcome(
+                args=args,
+                info=info,
+                ready=ready,
+                idle=idle,
+                busy=busy,
+                work=work,
+                stats=stats,
+                expected=expected,
+                logs=counter,
+                slow=slow,
+                slow_source=source,
+                watch=watch,
+                gcs=gcs,
+                heap=heap,
+            )
         )
     finally:
         await world.stop()
@@ -1194,54 +1530,36 @@ async def bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--commands", type=int, default=200, help="commands per phase (200)")
-    parser.add_argument("--concurrency", type=int, default=10, help="commands in flight (10)")
-    parser.add_argument(
-        "--rate", type=float, default=25.0, help="commands started per second, 0 = no pacing (25)"
-    )
-    parser.add_argument("--feeds", type=int, default=200, help="feeds polled while busy (200)")
-    parser.add_argument("--items", type=int, default=20, help="items per feed (20)")
-    parser.add_argument("--feed-latency", type=float, default=0.1, help="s per feed (0.1)")
-    parser.add_argument("--model-latency", type=float, default=0.5, help="s per model call (0.5)")
-    parser.add_argument(
-        "--post-interval",
-        type=float,
-        default=0.2,
-        help="AINEWS_SLACK_POST_INTERVAL, s between thread replies (0.2)",
-    )
-    parser.add_argument("--poll-concurrency", type=int, default=32, help="AINEWS_POLL_CONCURRENCY")
-    parser.add_argument(
-        "--per-host",
-        type=int,
-        default=32,
-        help="AINEWS_POLL_PER_HOST (32: every bench feed is on 127.0.0.1)",
-    )
-    parser.add_argument("--parse-workers", type=int, default=0, help="AINEWS_PARSE_WORKERS (0)")
-    parser.add_argument(
-        "--lead",
-        type=float,
-        default=0.5,
-        help="s between starting the busy work and the first command (0.5)",
-    )
-    parser.add_argument(
-        "--answer-timeout",
-        type=float,
-        default=180.0,
-        help="s to wait for every answer at the response_url (180)",
-    )
-    parser.add_argument(
-        "--diagnose",
+    add = parser.add_argument
+    add("--commands", type=int, default=200, help="commands per phase (200)")
+    add("--concurrency", type=int, default=10, help="commands in flight at most (10)")
+    add("--rate", type=float, default=25.0, help="commands started per second, 0 = unpaced (25)")
+    add("--feeds", type=int, default=200, help="feeds the busy poll fetches (200)")
+    add("--items", type=int, default=20, help="items per feed (20)")
+    add("--feed-latency", type=float, default=0.1, help="feed server latency, s (0.1)")
+    add("--model-latency", type=float, default=0.5, help="model latency per call, s (0.5)")
+    add("--post-interval", type=float, default=0.2, help="AINEWS_SLACK_POST_INTERVAL (0.2)")
+    add("--poll-concurrency", type=int, default=32, help="AINEWS_POLL_CONCURRENCY (32)")
+    add("--per-host", type=int, default=32, help="AINEWS_POLL_PER_HOST (32: one host here)")
+    add("--parse-workers", type=int, default=0, help="AINEWS_PARSE_WORKERS (0 = per CPU)")
+    add("--lead", type=float, default=0.5, help="s from busy work start to first command (0.5)")
+    add("--answer-timeout", type=float, default=180.0, help="s to wait for the answers (180)")
+    add("--watch", action="store_true", help="time loop callbacks, sample stacks on stalls")
+    add("--diagnose", action="store_true", help="asyncio debug mode + stack sampling")
+    add("--slow-callback", type=float, default=0.05, help="slow-callback threshold, s (0.05)")
+    add("--nice-workers", type=int, default=0, help="experiment: os.nice(N) in parse workers")
+    add("--gc-freeze", action="store_true", help="experiment: gc.freeze() after warm-up")
+    add("--switch-interval", type=float, default=0, help="experiment: sys.setswitchinterval")
+    add("--executor-threads", type=int, default=0, help="experiment: default executor size")
+    add(
+        "--process-before-response",
         action="store_true",
-        help="asyncio debug mode + loop-thread stack sampling (separate run)",
-    )
-    parser.add_argument(
-        "--slow-callback",
-        type=float,
-        default=0.05,
-        help="--diagnose: loop.slow_callback_duration, s (0.05)",
+        help="experiment: slack-bolt process_before_response=True",
     )
     args = parser.parse_args(argv)
     clean_environment()
+    if args.nice_workers:
+        nice_parse_workers(args.nice_workers)
     return asyncio.run(bench(args))
 
 

@@ -17,7 +17,10 @@ from storage.clock import ensure_utc, utcnow
 from storage.models import Article
 from storage.search.terms import _CJK, ParsedText, Term, normalise
 
-CANDIDATES = 300
+# Relevance is computed for the newest WINDOW matches only, and the best CANDIDATES of them
+# are ranked in Python; see `_windowed`.
+WINDOW = 2000
+CANDIDATES = 200
 RECENCY_DAYS = 14.0
 RECENCY_WEIGHT = 0.5
 # SQLite bm25() column weights: title, keywords, summary, body, chars.
@@ -117,19 +120,29 @@ def _sqlite_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
     expression = "(" + joiner.join(f"({_fts_term(t)})" for t in query.text.required) + ")"
     for term in query.text.excluded:
         expression += f" NOT ({_fts_term(term)})"
-    params: dict[str, Any] = {"match": expression, "limit": CANDIDATES}
+    params: dict[str, Any] = {"match": expression, "window": WINDOW, "limit": CANDIDATES}
     weights = ", ".join(map(str, FTS_WEIGHTS))
-    sql = (
-        f"{_SELECT}, -bm25(article_fts, {weights}) AS relevance"
+    recent = (
+        f"SELECT article_fts.rowid AS id, -bm25(article_fts, {weights}) AS relevance"
         " FROM article_fts"
         + _JOINS.format(match_id="article_fts.rowid")
         + " WHERE article_fts MATCH :match"
         + _filters(query, params)
-        + " ORDER BY bm25(article_fts, "
-        + weights
-        + ") LIMIT :limit"
+        + " ORDER BY article_fts.rowid DESC LIMIT :window"
     )
-    return sql, params
+    return _windowed(recent, "relevance"), params
+
+
+def _windowed(recent: str, relevance: str) -> str:
+    """The newest `WINDOW` matches (ids grow with time, and the index walks them in id order,
+    so this is cheap even when a term is in nearly every article), the best `CANDIDATES` of
+    those by relevance, and only then the joins that read article text."""
+    return (
+        f"WITH recent AS ({recent}),"
+        f" best AS (SELECT id, {relevance} AS relevance FROM recent"
+        " ORDER BY relevance DESC, id DESC LIMIT :limit)"
+        f" {_SELECT}, best.relevance FROM best" + _JOINS.format(match_id="best.id")
+    )
 
 
 def _pg_term(term: Term, index: int, params: dict[str, Any]) -> str:
@@ -139,7 +152,7 @@ def _pg_term(term: Term, index: int, params: dict[str, Any]) -> str:
 
 
 def _postgres_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {"limit": CANDIDATES}
+    params: dict[str, Any] = {"window": WINDOW, "limit": CANDIDATES}
     joiner = " AND " if query.match_all else " OR "
     terms = list(query.text.required)
     condition = "(" + joiner.join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
@@ -148,17 +161,17 @@ def _postgres_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
     word_terms = [f":t{i}" for i, t in enumerate(terms) if not t.single_char]
     if word_terms:
         rank_query = " || ".join(f"phraseto_tsquery('simple', {p})" for p in word_terms)
-        relevance = f"ts_rank('{PG_WEIGHTS}', x.document, {rank_query})"
+        relevance = f"ts_rank('{PG_WEIGHTS}', recent.document, {rank_query})"
     else:
         relevance = "0.1"
-    sql = (
-        f"{_SELECT}, {relevance} AS relevance FROM article_search x"
+    recent = (
+        "SELECT x.article_id AS id, x.document FROM article_search x"
         + _JOINS.format(match_id="x.article_id")
         + f" WHERE {condition}"
         + _filters(query, params)
-        + " ORDER BY relevance DESC, a.id DESC LIMIT :limit"
+        + " ORDER BY x.article_id DESC LIMIT :window"
     )
-    return sql, params
+    return _windowed(recent, relevance), params
 
 
 def _rank(rows: Any, terms: tuple[Term, ...], now: datetime) -> list[tuple[dict[str, Any], float]]:
@@ -268,11 +281,12 @@ def snippet(texts: list[str], terms: tuple[Term, ...]) -> str:
     """About `SNIPPET_CHARS` characters of the original text around the first match of any
     term, from the first text that has one (summary overview, then body, then title, then the
     other summary fields); the first text when none has."""
-    normalised = [_normalised_with_offsets(original) for original in texts]
+    normalised = functools.cache(_normalised_with_offsets)  # most matches are in the first text
     # The whole term first, in any text; only then its first token (an `ask` query may match
     # on some words only).
     for exact in (True, False):
-        for original, (normal, origin) in zip(texts, normalised, strict=True):
+        for original in texts:
+            normal, origin = normalised(original)
             for term in terms:
                 if exact:
                     match = _pattern(term).search(normal)
