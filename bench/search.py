@@ -49,18 +49,21 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, event, insert, text
 from sqlmodel import Session
 
+import storage.search.query as query_module
 from storage.db import Database
 from storage.migrate import upgrade_to_head
 from storage.models import Article, Source, Summary
 from storage.search.index import all_article_ids, clear_index, index_articles
 from storage.search.query import (
-    _JOINS,
-    _SELECT,
     CANDIDATES,
+    FTS_WEIGHTS,
+    PG_WEIGHTS,
     SearchPage,
     SearchQuery,
     _collapse,
+    _fts_term,
     _hit,
+    _pg_term,
     _postgres_sql,
     _rank,
     _sqlite_sql,
@@ -69,6 +72,7 @@ from storage.search.query import (
 from storage.search.terms import _CJK, parse_query_text
 
 T = TypeVar("T")
+WINDOW: int | None = getattr(query_module, "WINDOW", None)  # newest matches that get ranked
 
 TARGET_P95_MS = 30.0  # SQLite: indexed search p95
 TARGET_SPEEDUP = 50.0  # naive scan / indexed search (p50 and total)
@@ -1253,6 +1257,7 @@ class QueryResult:
     scan_matches: int = 0
     found10: int = 0
     found_big: int = 0
+    substring10: int = 0  # ≤ 10 group: misses that are LIKE matches inside a longer word
     agree: int = 0  # scan matches the index matches too (full sets)
     index_only: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
@@ -1267,11 +1272,24 @@ def _query(q: str, limit: int = 10) -> SearchQuery:
     return SearchQuery(text=parse_query_text(q), limit=limit)
 
 
-def _split_sql(sql: str) -> tuple[str, str]:
-    """(relevance expression, WHERE condition) of query.py's PostgreSQL candidate SQL."""
-    relevance = sql[len(_SELECT) + 2 : sql.index(" AS relevance FROM")]
-    condition = sql[sql.index(" WHERE ") + 7 : sql.index(" ORDER BY ")]
-    return relevance, condition
+def _matching(query: SearchQuery, postgres: bool) -> tuple[str, str, dict[str, Any]]:
+    """(WHERE condition, relevance expression over every match, params), built the way
+    query.py builds them but independent of the shape of its candidate SQL."""
+    if postgres:
+        params: dict[str, Any] = {}
+        terms = list(query.text.required)
+        condition = "(" + " AND ".join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
+        for j, term in enumerate(query.text.excluded, start=len(terms)):
+            condition += f" AND NOT ({_pg_term(term, j, params)})"
+        words = [f":t{i}" for i, t in enumerate(terms) if not t.single_char]
+        tsquery = " || ".join(f"phraseto_tsquery('simple', {w})" for w in words)
+        relevance = f"ts_rank('{PG_WEIGHTS}', x.document, {tsquery})" if words else "0.1"
+        return condition, relevance, params
+    expression = "(" + " AND ".join(f"({_fts_term(t)})" for t in query.text.required) + ")"
+    for term in query.text.excluded:
+        expression += f" NOT ({_fts_term(term)})"
+    weights = ", ".join(map(str, FTS_WEIGHTS))
+    return "article_fts MATCH :match", f"-bm25(article_fts, {weights})", {"match": expression}
 
 
 class Backend:
@@ -1280,13 +1298,16 @@ class Backend:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.postgres = db.backend == "postgresql"
+        self.table = "article_search x" if self.postgres else "article_fts"
+        self.id = "x.article_id" if self.postgres else "article_fts.rowid"
 
     def search(self, q: str, limit: int = 10) -> SearchPage:
         return self.db.call(search, query=_query(q, limit))
 
     def parts(self, session: Session, result: QueryResult) -> None:
-        """Time the pieces of one search: the candidate SQL (as query.py sends it, and without
-        body_text), ranking only (no joins), and enumerating every match."""
+        """Time the pieces of one search: the candidate SQL as query.py sends it (and without
+        body_text), ranking the newest WINDOW matches only, ranking every match (the approach
+        before the window), enumerating every match, and the Python steps."""
         query = _query(result.text)
         if not query.text.required:
             return
@@ -1295,36 +1316,18 @@ class Backend:
         result.candidates = len(rows)
         nobody = sql.replace("a.body_text,", "'' AS body_text,", 1)
         _, result.sql_nobody_ms = timed(lambda: session.execute(text(nobody), params).all())
-        if self.postgres:
-            relevance, condition = _split_sql(sql)
-            rank_sql = (
-                f"SELECT x.article_id, {relevance} AS relevance FROM article_search x "
-                f"WHERE {condition} ORDER BY relevance DESC, x.article_id DESC LIMIT :limit"
-            )
-            match_sql = f"SELECT x.article_id FROM article_search x WHERE {condition}"
-        else:
-            weights = sql[sql.index("bm25(article_fts, ") + 18 : sql.index(") AS relevance")]
-            rank_sql = (
-                f"SELECT rowid, bm25(article_fts, {weights}) AS r FROM article_fts "
-                "WHERE article_fts MATCH :match ORDER BY r LIMIT :limit"
-            )
-            match_sql = "SELECT rowid FROM article_fts WHERE article_fts MATCH :match"
-        _, result.rank_ms = timed(lambda: session.execute(text(rank_sql), params).all())
-        # The suggested shape: rank in a subquery, join only the CANDIDATES rows it keeps.
-        if self.postgres:
-            sub_sql = (
-                f"{_SELECT}, r.relevance FROM ({rank_sql}) r"
-                + _JOINS.format(match_id="r.article_id")
-                + " ORDER BY r.relevance DESC, a.id DESC"
-            )
-        else:
-            sub_sql = (
-                f"{_SELECT}, -r.r AS relevance FROM ({rank_sql}) r"
-                + _JOINS.format(match_id="r.rowid")
-                + " ORDER BY r.r"
-            )
-        _, result.sql_sub_ms = timed(lambda: session.execute(text(sub_sql), params).all())
-        # Python: ranking (normalise() of 300 titles) and building the page's hits (snippets).
+        condition, relevance, mparams = _matching(query, self.postgres)
+        mparams |= {"limit": CANDIDATES, "window": WINDOW or 10**9}
+        base = f"SELECT {self.id} AS id, {relevance} AS r FROM {self.table} WHERE {condition}"
+        window_sql = (
+            f"SELECT id, r FROM ({base} ORDER BY {self.id} DESC LIMIT :window) w"
+            " ORDER BY r DESC, id DESC LIMIT :limit"
+        )
+        rank_sql = f"{base} ORDER BY r DESC, id DESC LIMIT :limit"
+        match_sql = f"SELECT {self.id} FROM {self.table} WHERE {condition}"
+        _, result.sql_sub_ms = timed(lambda: session.execute(text(window_sql), mparams).all())
+        _, result.rank_ms = timed(lambda: session.execute(text(rank_sql), mparams).all())
+        # Python: ranking (normalise() of every candidate's titles) and the page's hits.
         try:
             now = datetime.now(UTC)
             ranked, result.py_rank_ms = timed(lambda: _rank(rows, query.text.required, now))
@@ -1332,7 +1335,7 @@ class Backend:
             _, result.py_hits_ms = timed(lambda: [_hit(d, o, query.text) for d, o in page])
         except Exception as exc:  # query.py's private helpers changed: skip this detail
             log(f"python breakdown skipped: {type(exc).__name__}: {exc}")
-        ids, result.match_ms = timed(lambda: session.execute(text(match_sql), params).all())
+        ids, result.match_ms = timed(lambda: session.execute(text(match_sql), mparams).all())
         result.index_matches = len(ids)
 
     def index_has(self, session: Session, article_id: int, q: str) -> bool:
@@ -1340,24 +1343,16 @@ class Backend:
         query = _query(q)
         if not query.text.required:
             return False
-        sql, params = (_postgres_sql if self.postgres else _sqlite_sql)(query)
-        if self.postgres:
-            _, condition = _split_sql(sql)
-            check = f"SELECT 1 FROM article_search x WHERE x.article_id = :aid AND {condition}"
-        else:
-            check = "SELECT 1 FROM article_fts WHERE rowid = :aid AND article_fts MATCH :match"
+        condition, _, params = _matching(query, self.postgres)
+        check = f"SELECT 1 FROM {self.table} WHERE {self.id} = :aid AND {condition}"
         return session.execute(text(check), {**params, "aid": article_id}).first() is not None
 
     def index_ids(self, session: Session, q: str) -> set[int]:
         query = _query(q)
         if not query.text.required:
             return set()
-        sql, params = (_postgres_sql if self.postgres else _sqlite_sql)(query)
-        if self.postgres:
-            _, condition = _split_sql(sql)
-            match_sql = f"SELECT x.article_id FROM article_search x WHERE {condition}"
-        else:
-            match_sql = "SELECT rowid FROM article_fts WHERE article_fts MATCH :match"
+        condition, _, params = _matching(query, self.postgres)
+        match_sql = f"SELECT {self.id} FROM {self.table} WHERE {condition}"
         return {int(r[0]) for r in session.execute(text(match_sql), params)}
 
     def scan_sql(self, q: str) -> tuple[str, dict[str, str]]:
@@ -1558,14 +1553,22 @@ def measure_queries(
                 missed_big = [a for a in scanned if story_of[a] not in stories]
                 r.found_big = len(scanned) - len(missed_big)
             missed = missed10 if len(scanned) <= 10 else missed_big
+            oldest_ranked = (
+                sorted(indexed, reverse=True)[WINDOW - 1] if WINDOW and len(indexed) > WINDOW else 0
+            )
             for a in sorted(set(missed) | (scanned - indexed))[:200]:
-                if a in indexed:
+                if a in indexed and a < oldest_ranked:
+                    reason = f"matched, but older than the newest {WINDOW:,} matches (WINDOW)"
+                    example = f"index has {len(indexed):,} matches"
+                elif a in indexed:
                     cut = "top 10" if len(scanned) <= 10 else f"{CANDIDATES} candidates"
                     reason = f"matched, but ranked outside the {cut}"
-                    example = f"index has {r.index_matches:,} matches"
+                    example = f"index has {len(indexed):,} matches"
                 else:
                     reason, example = miss_reason(backend, session, a, r.text)
                 r.reasons[reason] += 1
+                if len(scanned) <= 10 and reason.startswith("substring of a longer word"):
+                    r.substring10 += 1
                 if example not in r.examples and len(r.examples) < 3:
                     r.examples.append(example)
     return results
@@ -1588,6 +1591,7 @@ class RunSummary:
     recall10_queries: int
     recall10_matches: int
     recall10_perfect: int
+    recall10_words: float  # the same, not counting LIKE matches inside longer words
     recall_big: float
     recall_big_queries: int
     agreement: float
@@ -1619,6 +1623,11 @@ def summarise(results: list[QueryResult]) -> RunSummary:
         recall10_queries=len(small),
         recall10_matches=small_matches,
         recall10_perfect=sum(1 for r in small if r.found10 == r.scan_matches),
+        recall10_words=(
+            sum(r.found10 for r in small) / (small_matches - sum(r.substring10 for r in small))
+            if small_matches > sum(r.substring10 for r in small)
+            else 1.0
+        ),
         recall_big=sum(r.found_big for r in big) / big_matches if big_matches else 1.0,
         recall_big_queries=len(big),
         agreement=sum(r.agree for r in any_scan) / all_matches if all_matches else 1.0,
@@ -1674,6 +1683,8 @@ def metric_rows(report: BackendReport, s: RunSummary) -> list[list[str]]:
          f"{s.recall10:.3f} ({s.recall10_queries} queries, {s.recall10_matches} matches, "
          f"{s.recall10_perfect} complete)", f"≥ {TARGET_RECALL}",
          check(s.recall10 >= TARGET_RECALL)],
+        ["  same, word matches only",
+         f"{s.recall10_words:.3f} (not counting LIKE hits inside longer words)", "", ""],
         [f"recall, 10 < scan ≤ {CANDIDATES} (limit {BIG_LIMIT})",
          f"{s.recall_big:.3f} ({s.recall_big_queries} queries)", "", ""],
         ["agreement, all matches (no limit)",
@@ -1693,10 +1704,11 @@ def print_backend(report: BackendReport, s: RunSummary) -> None:
     if report.analyze_s:
         print(f"(VACUUM ANALYZE after the build, not in the build time: {report.analyze_s:.1f} s)")
 
+    window = f"the newest {WINDOW:,}" if WINDOW else "all"
     print(
         "\nper query class (timed pass, p50 unless noted, ms). sql = the candidate query as\n"
-        "query.py sends it; sub = the same rows with ranking in a subquery (joins only the kept\n"
-        f"{CANDIDATES}); rank = MATCH + ORDER BY relevance LIMIT {CANDIDATES} alone; py rank = "
+        f"query.py sends it; window = ranking {window} matches only (no joins); rank all =\n"
+        f"ranking every match (ORDER BY relevance LIMIT {CANDIDATES}, no joins); py rank = "
         "query._rank;\npy hits = query._hit for the 10 hits (snippets)"
     )
     rows = []
@@ -1718,12 +1730,12 @@ def print_backend(report: BackendReport, s: RunSummary) -> None:
                 p50([r.scan_ms for r in rs]),
             ]
         )  # fmt: skip
-    print(table(rows, ["class", "n", "search", "p95", "max", "sql", "sub", "rank", "py rank",
-                       "py hits", "matches", "scan"]))  # fmt: skip
+    print(table(rows, ["class", "n", "search", "p95", "max", "sql", "window", "rank all",
+                       "py rank", "py hits", "matches", "scan"]))  # fmt: skip
 
     print(
         "\nslowest 12 queries (ms): -body = candidate SQL without body_text; all = fetch every "
-        "matching id"
+        "matching id (rank all / all ids: what the window avoids)"
     )
     slow = sorted(report.results, key=lambda r: -r.search_ms)[:12]
     rows = [
@@ -1734,12 +1746,24 @@ def print_backend(report: BackendReport, s: RunSummary) -> None:
         ]
         for r in slow
     ]  # fmt: skip
-    print(table(rows, ["query", "class", "matches", "search", "sql", "-body", "sub", "rank",
-                       "all", "py rank", "py hits"]))  # fmt: skip
+    print(table(rows, ["query", "class", "matches", "search", "sql", "-body", "window",
+                       "rank all", "all ids", "py rank", "py hits"]))  # fmt: skip
 
-    misses = [r for r in report.results if r.reasons]
+    small = [r for r in report.results if 1 <= r.scan_matches <= 10 and r.found10 < r.scan_matches]
+    print(f"\nrecall misses where the scan has ≤ 10 matches ({len(small)} queries; stories = "
+          "what search() reported as total)")  # fmt: skip
+    rows = [
+        [r.text, r.cls, str(r.scan_matches), str(r.found10), f"{r.index_matches:,}",
+         f"{r.stories_total:,}", "; ".join(f"{k} ×{v}" for k, v in r.reasons.most_common(2)),
+         ", ".join(r.examples)]
+        for r in small
+    ]  # fmt: skip
+    if rows:
+        print(table(rows, ["query", "class", "scan", "found", "index", "stories", "why", "e.g."]))
+
+    misses = [r for r in report.results if r.reasons and r not in small]
     misses.sort(key=lambda r: -sum(r.reasons.values()))
-    print(f"\nqueries where the scan found articles the index did not ({len(misses)}; "
+    print(f"\nother queries where the scan found articles the index did not ({len(misses)}; "
           "top 12 by count)")  # fmt: skip
     rows = []
     for r in misses[:12]:
@@ -1772,7 +1796,13 @@ def explain() -> None:
         f"- search() ranks at most {CANDIDATES} candidate rows (query.CANDIDATES), so the larger\n"
         f"  limit ({BIG_LIMIT}) can only be checked for queries with ≤ {CANDIDATES} scan matches;\n"
         "  'agreement' compares the full match sets instead (index MATCH / @@ without a limit).\n"
-        "- the scan reads title, body, title_ja, overview and keywords; the index also has the\n"
+        + (
+            f"- only the newest {WINDOW:,} matches (query.WINDOW) are ranked at all: for a term\n"
+            "  in most articles that is the last few days; older matches are never shown.\n"
+            if WINDOW
+            else ""
+        )
+        + "- the scan reads title, body, title_ja, overview and keywords; the index also has the\n"
         "  summary points and why_important, NFKC folding (ＡＩ = AI) and, for one character, the\n"
         "  chars column: 'index-only' matches are expected and are not errors.\n"
         "- the scan is substring search; the index matches Latin words whole: LIKE '%ai%' also\n"

@@ -56,7 +56,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -514,11 +514,13 @@ class StackWatch(threading.Thread):
                 me = threading.get_ident()
                 loop_frame = frames.get(self.loop_thread)
                 others = {
-                    f"{names.get(ident, 'native')}#{ident % 10000}": traceback.extract_stack(frame)
+                    f"{names.get(ident, 'native')}#{ident % 10000}": list(
+                        traceback.extract_stack(frame)
+                    )
                     for ident, frame in frames.items()
                     if ident not in (self.loop_thread, me)
                 }
-                stack = traceback.extract_stack(loop_frame) if loop_frame is not None else []
+                stack = list(traceback.extract_stack(loop_frame)) if loop_frame else []
                 self.samples.append(StallSample(now, late, own_late, stack, others))
                 last_sample = now
 
@@ -692,11 +694,11 @@ class CallbackTimer:
                     what = f"callback {getattr(callback, '__qualname__', repr(callback))}"
                 timer.records.append(SlowCallback(time.monotonic(), wall, cpu, what))
 
-        asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+        asyncio.events.Handle._run = _run  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         if self._original is not None:
-            asyncio.events.Handle._run = self._original  # type: ignore[method-assign]
+            asyncio.events.Handle._run = self._original  # type: ignore[method-assign,assignment]
 
 
 class SlowCallbacks(logging.Handler):
@@ -710,9 +712,8 @@ class SlowCallbacks(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "Executing %s took %.3f seconds" and len(record.args or ()) == 2:
             handle, seconds = record.args  # type: ignore[misc]
-            self.records.append(
-                SlowCallback(time.monotonic(), float(seconds), math.nan, str(handle))
-            )
+            took = float(seconds) if isinstance(seconds, int | float) else math.nan
+            self.records.append(SlowCallback(time.monotonic(), took, math.nan, str(handle)))
 
 
 class LogCounter(logging.Handler):
@@ -735,7 +736,7 @@ def thread_cpu() -> dict[str, float]:
     """CPU seconds (user + system) of each thread of this process so far, by thread group."""
     names = {t.native_id: t.name for t in threading.enumerate()}
     ticks = os.sysconf("SC_CLK_TCK")
-    cpu: dict[str, float] = Counter()
+    cpu: defaultdict[str, float] = defaultdict(float)
     try:
         tids = os.listdir("/proc/self/task")
     except OSError:
@@ -1364,7 +1365,7 @@ def nice_parse_workers(level: int) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, initializer=os.nice, initargs=(level,), **kwargs)
 
-    jobs.parse_pool.ProcessPoolExecutor = NicePool  # type: ignore[misc]
+    jobs.parse_pool.ProcessPoolExecutor = NicePool  # type: ignore[attr-defined]
 
 
 def clean_environment() -> None:

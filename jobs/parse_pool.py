@@ -16,6 +16,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from types import TracebackType
 
 from jobs.feed_parse import ParsedFeed, extract_article_text, parse_feed, warm_up
+from jobs.stories import Titled, assign_stories
+
+WORKER_NICENESS = 10
 
 
 class ParsePool:
@@ -51,7 +54,14 @@ class ParsePool:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["jobs.feed_parse"])
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            # Lower priority: parsing is background work, and on a small machine the bot's
+            # event loop (acknowledging chat commands) must win the CPU over it.
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=os.nice,
+                initargs=(WORKER_NICENESS,),
+            )
             for _ in range(self.workers):
                 self._executor.submit(warm_up)
         return self._executor
@@ -63,3 +73,9 @@ class ParsePool:
     async def extract(self, page: bytes, url: str) -> str | None:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool(), extract_article_text, page, url)
+
+    async def group_stories(self, known: list[Titled], new: list[Titled]) -> dict[int, int]:
+        """Story grouping is pure-Python CPU work too; in a thread it would hold the GIL
+        against the event loop for a second on a large poll."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool(), assign_stories, known, new)

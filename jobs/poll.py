@@ -13,7 +13,7 @@ from typing import Any
 from jobs.feed_parse import ParsedEntry
 from jobs.fetch import Fetcher, FetchResult
 from jobs.parse_pool import ParsePool
-from jobs.stories import Titled, assign_stories
+from jobs.stories import Titled
 from jobs.text import content_hash, nfkc
 from storage.articles import (
     NewArticle,
@@ -122,7 +122,7 @@ async def poll_sources(
     report.new = len(new_ids)
     await db.run(record_poll_states, states=states)
     if new_ids:
-        await _group_stories(db, sorted(new_ids), since=now - STORY_WINDOW)
+        await _group_stories(db, parser, sorted(new_ids), since=now - STORY_WINDOW)
     log.info(
         "poll finished",
         extra={
@@ -206,14 +206,16 @@ async def _complete_teasers(
             )
 
 
-async def _group_stories(db: Database, new_ids: list[int], since: datetime) -> None:
+async def _group_stories(
+    db: Database, parser: ParsePool, new_ids: list[int], since: datetime
+) -> None:
     """Give every new article a story id (its own, or that of an earlier near-duplicate)."""
     rows = await db.run(recent_titles, since=since)
     fresh = set(new_ids)
     titled = [Titled(r.id, r.source_id, r.title, r.story_id) for r in rows]
     known = [t for t in titled if t.id not in fresh]
     new = [t for t in titled if t.id in fresh]
-    assigned = await asyncio.to_thread(assign_stories, known, new)
+    assigned = await parser.group_stories(known, new)
     await db.run(set_story_ids, story_of=assigned)
 
 

@@ -110,6 +110,9 @@ class SlackBot:
             client=self.client,
             signing_secret=secret.get_secret_value() if secret else None,
             request_verification_enabled=secret is not None,
+            # Our listeners only ack and hand the work to a task, so bolt may answer Slack as
+            # soon as they return instead of polling for the ack every 10 ms.
+            process_before_response=True,
             logger=logging.getLogger("slack_bolt"),
         )
         self._admins = settings.admins
