@@ -1217,11 +1217,23 @@ def sqlite_size(db: Database, path: Path) -> tuple[int, dict[str, int]]:
 
 
 def postgres_size(db: Database) -> tuple[int, dict[str, int]]:
+    """The bench schema's tables with their indexes and TOAST (pg_database_size also counts
+    whatever else lives in the database, e.g. the tests' schema), and the parts."""
     with db.engine.connect() as connection:
         total = int(
-            connection.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+            connection.execute(
+                text(
+                    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                )
+            ).scalar_one()
         )
-        parts = {}
+        parts = {
+            "pg_database_size": int(
+                connection.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+            )
+        }
         for label, expr in (
             ("article_search (total)", "pg_total_relation_size('article_search')"),
             ("  GIN document", "pg_relation_size('ix_article_search_document')"),

@@ -122,12 +122,13 @@ def _sqlite_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
         expression += f" NOT ({_fts_term(term)})"
     params: dict[str, Any] = {"match": expression, "window": WINDOW, "limit": CANDIDATES}
     weights = ", ".join(map(str, FTS_WEIGHTS))
+    filters = _filters(query, params)
     recent = (
         f"SELECT article_fts.rowid AS id, -bm25(article_fts, {weights}) AS relevance"
         " FROM article_fts"
-        + _JOINS.format(match_id="article_fts.rowid")
+        + (_JOINS.format(match_id="article_fts.rowid") if filters else "")
         + " WHERE article_fts MATCH :match"
-        + _filters(query, params)
+        + filters
         + " ORDER BY article_fts.rowid DESC LIMIT :window"
     )
     return _windowed(recent, "relevance"), params
@@ -164,11 +165,14 @@ def _postgres_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
         relevance = f"ts_rank('{PG_WEIGHTS}', recent.document, {rank_query})"
     else:
         relevance = "0.1"
+    # Joined only when a filter needs them: with the joins PostgreSQL prefers walking the
+    # articles' primary key backwards, a full scan for a rare term.
+    filters = _filters(query, params)
     recent = (
         "SELECT x.article_id AS id, x.document FROM article_search x"
-        + _JOINS.format(match_id="x.article_id")
+        + (_JOINS.format(match_id="x.article_id") if filters else "")
         + f" WHERE {condition}"
-        + _filters(query, params)
+        + filters
         + " ORDER BY x.article_id DESC LIMIT :window"
     )
     return _windowed(recent, relevance), params
