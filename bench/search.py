@@ -1837,7 +1837,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument(
         "--backend", choices=("sqlite", "postgresql", "both"), default="both",
-        help="default both (PostgreSQL: the schema public of --postgres-url is dropped)",
+        help="default both (PostgreSQL: --postgres-schema of --postgres-url is dropped)",
     )  # fmt: skip
     parser.add_argument(
         "--postgres-url", default=os.environ.get("AINEWS_BENCH_POSTGRES_URL", DEFAULT_PG_URL),

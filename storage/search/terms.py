@@ -20,12 +20,13 @@ from dataclasses import dataclass
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ヵヶ"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
+_ACCENTABLE = re.compile("[\u00c0-\u024f\u1e00-\u1eff]")  # Latin letters with diacritics
 
 
 def normalise(text: str) -> str:
     """NFKC, lower case, Latin diacritics removed (café = cafe on both backends)."""
     text = unicodedata.normalize("NFKC", text).lower()
-    if text.isascii():
+    if text.isascii() or not _ACCENTABLE.search(text):  # the common case: nothing to strip
         return text
     out: list[str] = []
     base = ""
