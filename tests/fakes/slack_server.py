@@ -885,31 +885,9 @@ def slash_command_payload(
     }
 
 
-def slash_command_body(
-    text: str,
-    *,
-    command: str = "/ainews",
-    user_id: str = "U123",
-    user_name: str = "tester",
-    channel_id: str = "C123",
-    channel_name: str = "general",
-    response_url: str = "http://127.0.0.1:9/response/unset",
-    trigger_id: str = "13345224609.738474920.8088930838d88f008e0",
-    team_id: str = TEAM_ID,
-) -> bytes:
+def slash_command_body(text: str, **fields: str) -> bytes:
     """`slash_command_payload` form-encoded, the body of an HTTP-mode slash command."""
-    payload = slash_command_payload(
-        text,
-        command=command,
-        user_id=user_id,
-        user_name=user_name,
-        channel_id=channel_id,
-        channel_name=channel_name,
-        response_url=response_url,
-        trigger_id=trigger_id,
-        team_id=team_id,
-    )
-    return urlencode(payload).encode()
+    return urlencode(slash_command_payload(text, **fields)).encode()
 
 
 def events_api_payload(
