@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import aiohttp
 
@@ -41,6 +41,7 @@ class App:
     fetcher: Fetcher | None = None
     parser: ParsePool | None = None
     llm: LLM | None = None
+    clock: Callable[[], datetime] = utcnow  # tests pass their own: nothing reads the date itself
 
     @property
     def poll_config(self) -> PollConfig:
@@ -77,15 +78,21 @@ async def open_database(settings: Settings) -> Database:
 
 @asynccontextmanager
 async def open_app(
-    settings: Settings, *, fetching: bool = False, llm: bool = False, seed: bool = True
+    settings: Settings,
+    *,
+    fetching: bool = False,
+    llm: bool = False,
+    seed: bool = True,
+    clock: Callable[[], datetime] = utcnow,
 ) -> AsyncIterator[App]:
     """Open what a command needs. `fetching` adds the HTTP session and the parser pool; `llm`
-    adds the OpenAI client when a key is configured."""
+    adds the OpenAI client when a key is configured; `clock` is what "now" means to handlers,
+    the briefing schedule and the publishing core (tests pass a fixed one)."""
     async with AsyncExitStack() as stack:
         taxonomy = Taxonomy.load(settings.categories_file)
         db = await open_database(settings)
         stack.callback(db.dispose)
-        app = App(settings=settings, db=db, taxonomy=taxonomy)
+        app = App(settings=settings, db=db, taxonomy=taxonomy, clock=clock)
         if seed and settings.sources_file.exists() and not await db.run(list_sources):
             specs = load_sources_toml(settings.sources_file, taxonomy)
             added = await db.run(add_missing_sources, specs=specs)
@@ -176,18 +183,31 @@ async def briefing_for(app: App, day: date) -> Briefing:
     )
 
 
-def handler_context(app: App, **who: object) -> HandlerContext:
+def handler_context(
+    app: App,
+    *,
+    platform: str = "cli",
+    user_id: str | None = None,
+    channel_id: str | None = None,
+    is_admin: bool = False,
+) -> HandlerContext:
     """The context a handler gets for one command."""
+    settings = app.settings
     return HandlerContext(
         db=app.db,
         taxonomy=app.taxonomy,
-        tz=app.settings.tz,
-        now=utcnow(),
+        tz=settings.tz,
+        now=app.clock(),
         llm=app.llm,
-        max_prompt_tokens=app.settings.max_article_tokens * 2,
-        max_output_tokens=app.settings.max_output_tokens,
-        allow_private_sources=app.settings.allow_private_sources,
-        **who,  # type: ignore[arg-type]
+        max_prompt_tokens=settings.max_article_tokens * 2,
+        max_output_tokens=settings.max_output_tokens,
+        platform=platform,
+        user_id=user_id,
+        channel_id=channel_id,
+        is_admin=is_admin,
+        allow_private_sources=settings.allow_private_sources,
+        ask_limit=settings.ask_limit,
+        ask_window=timedelta(minutes=settings.ask_window),
     )
 
 

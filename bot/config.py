@@ -88,6 +88,15 @@ class Settings(BaseSettings):
         default="immediate", alias="AINEWS_DM_SCHEDULE"
     )
     dm_interval: int = Field(default=15, ge=1, le=24 * 60, alias="AINEWS_DM_INTERVAL")
+    ask_limit: int = Field(default=10, ge=0, le=10_000, alias="AINEWS_ASK_LIMIT")
+    ask_window: int = Field(default=60, ge=1, le=7 * 24 * 60, alias="AINEWS_ASK_WINDOW")
+    publish_retry: float = Field(default=60.0, gt=0, le=3600, alias="AINEWS_PUBLISH_RETRY")
+
+    discord_token: SecretStr | None = Field(default=None, alias="DISCORD_TOKEN")
+    discord_channel_id: int | None = Field(default=None, gt=0, alias="AINEWS_DISCORD_CHANNEL_ID")
+    discord_guild_id: int | None = Field(default=None, gt=0, alias="AINEWS_DISCORD_GUILD_ID")
+    discord_api_url: str | None = Field(default=None, alias="AINEWS_DISCORD_API_URL")
+    discord_gateway_url: str | None = Field(default=None, alias="AINEWS_DISCORD_GATEWAY_URL")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="AINEWS_LOG_LEVEL"
@@ -129,6 +138,11 @@ class Settings(BaseSettings):
         "slack_app_token",
         "slack_channel",
         "slack_api_url",
+        "discord_token",
+        "discord_channel_id",
+        "discord_guild_id",
+        "discord_api_url",
+        "discord_gateway_url",
         mode="before",
     )
     @classmethod
@@ -158,6 +172,36 @@ class Settings(BaseSettings):
                 "AINEWS_SLACK_CHANNEL: required with SLACK_BOT_TOKEN (the briefing channel)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _consistent_discord(self) -> Settings:
+        token = self.discord_token.get_secret_value().strip() if self.discord_token else None
+        if token is None:
+            for name, value in (
+                ("AINEWS_DISCORD_CHANNEL_ID", self.discord_channel_id),
+                ("AINEWS_DISCORD_GUILD_ID", self.discord_guild_id),
+            ):
+                if value is not None:
+                    raise ValueError(f"DISCORD_TOKEN: required when {name} is set")
+            return self
+        if not token or any(c.isspace() for c in token) or token.lower().startswith("bot "):
+            raise ValueError("DISCORD_TOKEN: expected the bot token itself (no 'Bot ' prefix)")
+        if self.discord_channel_id is None:
+            raise ValueError(
+                "AINEWS_DISCORD_CHANNEL_ID: required with DISCORD_TOKEN (the briefing channel's "
+                "numeric ID)"
+            )
+        for name, url, schemes in (
+            ("AINEWS_DISCORD_API_URL", self.discord_api_url, ("http://", "https://")),
+            ("AINEWS_DISCORD_GATEWAY_URL", self.discord_gateway_url, ("ws://", "wss://")),
+        ):
+            if url is not None and not url.startswith(schemes):
+                raise ValueError(f"{name}: expected a URL starting with {' or '.join(schemes)}")
+        return self
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None
 
     @property
     def slack_enabled(self) -> bool:

@@ -1,13 +1,15 @@
-"""`ainews run`: the scheduler decides what is due; the jobs do the work.
+"""`ainews run`: the scheduler decides what is due; the jobs and the publishing core do the work.
 
 - poll (then summarise what it found) every AINEWS_POLL_INTERVAL minutes, first run at start;
   coalesced, one instance at a time, so a slow pass is never stacked behind itself;
-- the daily briefing at AINEWS_BRIEFING_TIME in AINEWS_TIMEZONE, with a three-hour misfire
-  grace: a bot that was down at 08:30 and is back by 11:30 still posts (the database claim
-  keeps it to once per day);
-- SIGINT/SIGTERM pause the scheduler, let running jobs finish for AINEWS_SHUTDOWN_GRACE
-  seconds, then cancel them. Every database write is one transaction in a worker thread, so
-  a cancelled job leaves no half-written row.
+- the daily briefing at AINEWS_BRIEFING_TIME in AINEWS_TIMEZONE, built once and published to
+  every enabled destination (console file, Slack, Discord), each retried with back-off until it
+  succeeds or the day ends; a three-hour misfire grace lets a bot that was down at 08:30 and is
+  back by 11:30 still post (the database claim keeps it to once per destination and day);
+- DM bundles for every platform, every AINEWS_DM_INTERVAL minutes or after the briefing;
+- SIGINT/SIGTERM: the platforms stop taking commands first, then every tracked task — jobs and
+  the answers of commands already acked — gets AINEWS_SHUTDOWN_GRACE seconds, then is
+  cancelled. Every database write is one transaction, so nothing is half-written.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,13 +27,20 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.app import App, briefing_for, poll_once, summarize_pending
+from bot.app import App, poll_once, summarize_pending
 from bot.platforms.console import ConsolePublisher
-from bot.platforms.slack import SlackBot
+from bot.publishing.chat import ChatCore
+from bot.publishing.destinations import Destinations
+from bot.publishing.platform import Platform
+from bot.publishing.ports import Publisher
+from jobs.briefing import briefing_day_for
+from jobs.daily import build_and_store
+from storage.replies import prune_replies
 
 log = logging.getLogger(__name__)
 
 BRIEFING_GRACE = timedelta(hours=3)
+REPLY_BUTTONS_LAST = timedelta(days=7)
 
 
 class JobRunner:
@@ -71,34 +81,71 @@ class JobRunner:
         task.add_done_callback(self.tasks.discard)
 
     async def drain(self, grace: float) -> None:
-        if not self.tasks:
-            return
-        log.info("waiting for running jobs", extra={"jobs": len(self.tasks)})
-        _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+        """Wait until no task is left — including tasks that running ones start meanwhile
+        (an acked command's answer spawning a repost) — for at most `grace` seconds, then
+        cancel what remains."""
+        deadline = time.monotonic() + grace
+        if self.tasks:
+            log.info("waiting for running jobs", extra={"jobs": len(self.tasks)})
+        while self.tasks:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.wait(set(self.tasks), timeout=left)
+        pending = set(self.tasks)
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
 
 
+def build_platforms(app: App, core: ChatCore, runner: JobRunner) -> list[Platform]:
+    """Every chat platform whose token is configured; they run side by side in one process."""
+    platforms = []
+    if app.settings.slack_enabled:
+        from bot.platforms.slack import build_slack
+
+        platforms.append(build_slack(app, core=core, spawn=runner.spawn))
+    if app.settings.discord_enabled:
+        from bot.platforms.discord import build_discord
+
+        platforms.append(build_discord(app, core=core, spawn=runner.spawn))
+    return platforms
+
+
+def destinations_for(app: App, platforms: list[Platform]) -> Destinations:
+    """The briefing file always (an archive, printed when no chat platform is enabled), plus
+    each platform's channel."""
+    console = ConsolePublisher(
+        db=app.db,
+        directory=app.settings.briefings_dir,
+        lease=app.settings.briefing_lease,
+        echo=not platforms,
+    )
+    publishers: list[Publisher] = [console, *(p.thread for p in platforms)]
+    return Destinations(
+        publishers,
+        db=app.db,
+        tz=app.settings.tz,
+        retry_first=app.settings.publish_retry,
+        clock=app.clock,
+    )
+
+
 async def run_bot(
-    app: App, *, stop: asyncio.Event | None = None, ready: Callable[[Any], None] | None = None
+    app: App,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[list[Platform]], None] | None = None,
 ) -> None:
-    """Run until `stop` is set or SIGINT/SIGTERM. `ready` gets the started Slack adapter (or
-    None), for tests and for callers that need its HTTP port."""
+    """Run until `stop` is set or SIGINT/SIGTERM. `ready` gets the started platforms, for
+    tests and for callers that need, say, the Slack HTTP port."""
     settings = app.settings
     stop = stop or asyncio.Event()
     runner = JobRunner()
-    slack = None
-    publisher: ConsolePublisher | SlackBot
-    if settings.slack_enabled:
-        slack = SlackBot(app, spawn=runner.spawn)
-        publisher = slack
-    else:
-        publisher = ConsolePublisher(
-            db=app.db, directory=settings.briefings_dir, lease=settings.briefing_lease
-        )
-
+    core = ChatCore(app, spawn=runner.spawn)
+    platforms = build_platforms(app, core, runner)
+    destinations = destinations_for(app, platforms)
     pipeline = asyncio.Lock()  # the briefing's own poll waits for a running one, not races it
 
     async def poll_and_summarize() -> None:
@@ -108,14 +155,18 @@ async def run_bot(
 
     async def daily_briefing() -> None:
         await poll_and_summarize()
-        day = datetime.now(settings.tz).date()
-        await publisher.publish(await briefing_for(app, day))
-        if slack is not None and settings.dm_schedule == "daily":
-            await slack.send_subscriptions()
+        day = briefing_day_for(app.clock(), app.briefing_config) - timedelta(days=1)
+        briefing = await build_and_store(
+            db=app.db, day=day, config=app.briefing_config, taxonomy=app.taxonomy, llm=app.llm
+        )
+        await destinations.publish_all(briefing)
+        if settings.dm_schedule == "daily":
+            await direct_messages()
+        await app.db.run(prune_replies, before=app.clock() - REPLY_BUTTONS_LAST)
 
     async def direct_messages() -> None:
-        if slack is not None:
-            await slack.send_subscriptions()
+        for platform in platforms:
+            await platform.fanout.send()
 
     scheduler = AsyncIOScheduler(timezone=settings.tz)
     scheduler.add_job(
@@ -139,7 +190,7 @@ async def run_bot(
         max_instances=1,
         misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
     )
-    if slack is not None and settings.dm_schedule == "immediate":
+    if platforms and settings.dm_schedule == "immediate":
         scheduler.add_job(
             runner.wrap("direct-messages", direct_messages),
             IntervalTrigger(minutes=settings.dm_interval, timezone=settings.tz),
@@ -154,34 +205,40 @@ async def run_bot(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if slack is not None:
-        await slack.start()
-    if ready is not None:
-        ready(slack)
-    scheduler.start()
-    # Everything built so far lives as long as the process: moved out of the collector's
-    # view, a full collection no longer stops the event loop for a hundred milliseconds.
-    gc.collect()
-    gc.freeze()
-    log.info(
-        "ainews running",
-        extra={
-            "poll_every_min": settings.poll_interval,
-            "briefing_at": settings.briefing_time.strftime("%H:%M"),
-            "timezone": settings.timezone,
-            "llm": app.llm is not None,
-            "slack": slack is not None,
-        },
-    )
+    started: list[Platform] = []
     try:
+        for platform in platforms:
+            await platform.intake.start_intake()
+            started.append(platform)
+        if ready is not None:
+            ready(platforms)
+        scheduler.start()
+        # Everything built so far lives as long as the process: moved out of the collector's
+        # view, a full collection no longer stops the event loop for a hundred milliseconds.
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "ainews running",
+            extra={
+                "poll_every_min": settings.poll_interval,
+                "briefing_at": settings.briefing_time.strftime("%H:%M"),
+                "timezone": settings.timezone,
+                "llm": app.llm is not None,
+                "platforms": ",".join(p.name for p in platforms) or "console",
+            },
+        )
         await stop.wait()
     finally:
         log.info("shutting down")
-        scheduler.pause()  # nothing new starts; running jobs get the grace period
+        for platform in started:  # first: nothing new is acked from here on
+            await platform.intake.stop_intake()
+        if scheduler.running:
+            scheduler.pause()  # no new job starts; running ones get the grace period
         await runner.drain(settings.shutdown_grace)
-        scheduler.shutdown(wait=False)
-        if slack is not None:
-            await slack.stop()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        for platform in reversed(started):
+            await platform.intake.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -189,7 +246,6 @@ async def run_bot(
 def _missed_todays_briefing(app: App) -> bool:
     """Started within the grace period after today's briefing time (the claim decides whether
     it was in fact already posted)."""
-    now = datetime.now(app.settings.tz)
-    today = now.date()
-    scheduled = datetime.combine(today, app.settings.briefing_time, tzinfo=app.settings.tz)
+    now = app.clock().astimezone(app.settings.tz)
+    scheduled = datetime.combine(now.date(), app.settings.briefing_time, tzinfo=app.settings.tz)
     return scheduled <= now < scheduled + BRIEFING_GRACE

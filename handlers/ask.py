@@ -14,21 +14,20 @@ import secrets
 from datetime import timedelta
 
 from handlers.context import HandlerContext
-from handlers.reply import ArticleRef, Reply
+from handlers.reply import ArticleRef, Code, Reply, line
 from handlers.search import to_ref
 from jobs.grounding import GENERIC_TERMS, grounding_problems
 from jobs.llm import LLMError
 from jobs.prompts import ASK_SCHEMA, ASK_SYSTEM, fence
+from storage.replies import use_if_allowed
 from storage.search.query import SearchHit, SearchQuery, search
 from storage.search.terms import ParsedText, term_of
 
 log = logging.getLogger(__name__)
 
 MAX_ARTICLES = 8
-NOTHING_FOUND = (
-    "保存されている記事の中に、この質問に答えられるものは見つかりませんでした。"
-    "`/ainews search <キーワード>` で関連する語を探してみてください。"
-)
+NOTHING_FOUND = "保存されている記事の中に、この質問に答えられるものは見つかりませんでした。"
+SUGGEST_SEARCH = (line(Code("/ainews search <キーワード>"), " で関連する語を探してみてください。"),)
 _WORDS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+\-]*|[\u30a0-\u30ff\u4e00-\u9fff々ー]{2,}")
 _TIME_WORDS = {"今日": 1, "本日": 1, "昨日": 2, "今週": 7, "先週": 14, "今月": 31, "最近": 14}
 _STOP = frozenset(
@@ -57,26 +56,64 @@ _CITATION = re.compile(r"\[(\d+)\]")
 async def handle_ask(ctx: HandlerContext, question: str) -> Reply:
     question = question.strip()
     if not question:
-        return Reply(title="質問がありません", text="使い方: `/ainews ask <質問>`", error=True)
+        return Reply(
+            title="質問がありません",
+            lines=(line("使い方: ", Code("/ainews ask <質問>")),),
+            error=True,
+        )
     hits = await retrieve(ctx, question)
     if not hits:
-        return Reply(title=f"Q. {question}", text=NOTHING_FOUND)
+        return Reply(title=f"Q. {question}", text=NOTHING_FOUND, lines=SUGGEST_SEARCH)
     articles = tuple(to_ref(i, hit) for i, hit in enumerate(hits, start=1))
     if ctx.llm is None:
         return _without_model(question, articles)
+    limited = await _rate_limited(ctx)
+    if limited is not None:
+        return limited
     try:
         answer = await _answer(ctx, question, hits)
     except LLMError as exc:
         log.warning("ask failed; listing articles", extra={"error": str(exc)})
         return _without_model(question, articles)
     if answer is None:
-        return Reply(title=f"Q. {question}", text=NOTHING_FOUND, articles=articles)
+        return Reply(
+            title=f"Q. {question}", text=NOTHING_FOUND, lines=SUGGEST_SEARCH, articles=articles
+        )
     cited = sorted({int(n) for n in _CITATION.findall(answer)})
     return Reply(
         title=f"Q. {question}",
         text=answer,
         articles=tuple(a for a in articles if a.number in cited),
         shareable=True,
+    )
+
+
+async def _rate_limited(ctx: HandlerContext) -> Reply | None:
+    """A friendly refusal once the user has had `ask_limit` model answers in the window: the
+    model budget is the whole team's, not the most curious member's."""
+    if ctx.ask_limit <= 0 or ctx.user_id is None:
+        return None
+    retry_at = await ctx.db.run(
+        use_if_allowed,
+        platform=ctx.platform,
+        user_id=ctx.user_id,
+        command="ask",
+        now=ctx.now,
+        window=ctx.ask_window,
+        limit=ctx.ask_limit,
+    )
+    if retry_at is None:
+        return None
+    minutes = max(1, -(-int((retry_at - ctx.now).total_seconds()) // 60))
+    window = int(ctx.ask_window.total_seconds() // 60)
+    return Reply(
+        title="質問の回数が上限に達しました",
+        text=(
+            f"ask は {window}分あたり{ctx.ask_limit}回までです。約{minutes}分後にもう一度お試し"
+            "ください。その間も検索はいつでも使えます。"
+        ),
+        lines=(line(Code("/ainews search <キーワード>")),),
+        error=True,
     )
 
 

@@ -1,10 +1,10 @@
 """What a handler may use: storage, the model, the clock and who is asking. Built by the
-platform adapter (or the CLI) for each command; never a Slack or Discord object."""
+publishing core (or the CLI) for each command; never a Slack or Discord object."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from jobs.llm import LLM
 from storage.db import Database
@@ -20,7 +20,10 @@ class HandlerContext:
     llm: LLM | None = None
     max_prompt_tokens: int = 6000
     max_output_tokens: int = 800
+    platform: str = "cli"
     user_id: str | None = None
     channel_id: str | None = None
     is_admin: bool = False
     allow_private_sources: bool = False
+    ask_limit: int = 0  # model answers per user per `ask_window`; 0 = no limit
+    ask_window: timedelta = timedelta(hours=1)

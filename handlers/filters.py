@@ -9,7 +9,9 @@ from datetime import date, datetime, time, timedelta, tzinfo
 
 from storage.taxonomy import Taxonomy
 
-_FILTER = re.compile(r"(?<!\S)(category|cat|source|src|since):(\"[^\"]*\"|\S+)", re.I)
+_FILTER = re.compile(r"(?<!\S)(category|cat|source|src|since|page):(\"[^\"]*\"|\S+)", re.I)
+PAGE_SIZE = 10
+MAX_PAGE = 1000
 _RELATIVE = re.compile(r"(\d+)\s*([dhw日週])", re.I)
 
 
@@ -23,7 +25,7 @@ class SearchRequest:
     category: str | None = None
     source: str | None = None
     since: datetime | None = None
-    limit: int = 5
+    limit: int = PAGE_SIZE
     page: int = 1
 
 
@@ -56,19 +58,36 @@ def resolve_category(value: str, taxonomy: Taxonomy) -> str:
     return category.slug
 
 
+def parse_page(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise FilterError(f"page:{value} は 1〜{MAX_PAGE} の数で指定してください（例: page:2）")
+    return int(value)
+
+
 def parse_search_text(
-    text: str, *, taxonomy: Taxonomy, now: datetime, tz: tzinfo, limit: int = 5
+    text: str, *, taxonomy: Taxonomy, now: datetime, tz: tzinfo, limit: int = PAGE_SIZE
 ) -> SearchRequest:
-    """Split `半導体 category:infra since:7d` into the query and its filters."""
+    """Split `半導体 category:infra since:7d page:2` into the query and its filters."""
     category = source = None
     since = None
+    page = 1
     for match in _FILTER.finditer(text):
         key, value = match.group(1).lower(), match.group(2).strip('"')
         if key in ("category", "cat"):
             category = resolve_category(value, taxonomy)
         elif key in ("source", "src"):
             source = value
+        elif key == "page":
+            page = parse_page(value)
         else:
             since = parse_since(value, now=now, tz=tz)
     query = " ".join(_FILTER.sub(" ", text).split())
-    return SearchRequest(text=query, category=category, source=source, since=since, limit=limit)
+    return SearchRequest(
+        text=query, category=category, source=source, since=since, limit=limit, page=page
+    )
+
+
+def with_page(text: str, page: int) -> str:
+    """The same command text asking for another page (what the 前へ / 次へ buttons run)."""
+    kept = re.sub(r"(?<!\S)page:\S+", " ", text, flags=re.I)
+    return f"{' '.join(kept.split())} page:{page}"

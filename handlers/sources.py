@@ -4,7 +4,7 @@ http(s) and are fetched through the public-only resolver (jobs.public_only)."""
 from __future__ import annotations
 
 from handlers.context import HandlerContext
-from handlers.reply import Reply
+from handlers.reply import Href, Reply, line
 from jobs.public_only import literal_address_reason, url_problem
 from jobs.urls import host_of
 from storage.sources import SourceSpec, add_missing_sources, list_sources, remove_source_by
@@ -17,12 +17,20 @@ async def list_sources_reply(ctx: HandlerContext) -> Reply:
         state = "未取得" if source.last_polled_at is None else "OK"
         if source.last_error:
             state = f"エラー{source.error_count}回: {source.last_error}"
-        lines.append(f"• {source.name} ({source.category}) — {source.url} — {state}")
-    return Reply(title=f"巡回中のソース（{len(sources)}件）", text="\n".join(lines) or "なし")
+        label = (
+            ctx.taxonomy.get(source.category).label
+            if source.category in ctx.taxonomy.slugs
+            else source.category
+        )
+        lines.append(line(Href(source.name, source.url), f"（{label}） — {state}", bullet=True))
+    return Reply(
+        title=f"巡回中のソース（{len(sources)}件）",
+        lines=tuple(lines),
+        text="" if lines else "なし",
+    )
 
 
 async def add_source_from_chat(ctx: HandlerContext, url: str, category: str | None) -> Reply:
-    url = url.strip("<>").split("|", 1)[0]  # Slack wraps links as <https://…|label>
     problem = url_problem(url)
     if problem is None and not ctx.allow_private_sources:
         problem = literal_address_reason(url)
@@ -42,7 +50,6 @@ async def add_source_from_chat(ctx: HandlerContext, url: str, category: str | No
 
 
 async def remove_source_from_chat(ctx: HandlerContext, url: str) -> Reply:
-    url = url.strip("<>").split("|", 1)[0]
     removed = await ctx.db.run(remove_source_by, url_or_id=url)
     if not removed:
         return Reply(title=f"{url} というソースはありません", error=True)

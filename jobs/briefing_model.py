@@ -62,6 +62,7 @@ class Briefing:
     trend: Trend
     window_start: datetime
     window_end: datetime
+    notes: tuple[str, ...] = ()  # said above the briefing, e.g. how yesterday's publish went
 
     @property
     def items(self) -> tuple[BriefingItem, ...]:
@@ -112,6 +113,7 @@ def from_payload(data: dict[str, Any]) -> Briefing:
         ),
         window_start=_datetime(data["window_start"]) or datetime.min,
         window_end=_datetime(data["window_end"]) or datetime.min,
+        notes=tuple(data.get("notes", ())),
     )
 
 

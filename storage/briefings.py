@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, update
@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from storage.clock import ensure_utc, utcnow
 from storage.db import insert_or_ignore
-from storage.models import Article, Briefing, BriefingPost, Source, Summary
+from storage.models import Article, Briefing, BriefingPost, DailyBriefing, Source, Summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +111,83 @@ def record_post(*, session: Session, briefing_id: int, item_no: int, message_ref
     heartbeat(session=session, briefing_id=briefing_id)
 
 
-def forget_briefing(*, session: Session, day: date, destination: str) -> None:
-    """Drop a posted briefing's claim so that it can be posted again (`post-digest`)."""
+def forget_posted_briefing(*, session: Session, day: date, destination: str) -> bool:
+    """Drop a *posted* briefing's claim so that it can be posted again (`post-digest`). A claim
+    whose posting is in progress is kept: deleting it would let a second thread start."""
+    briefing = session.exec(
+        select(Briefing).where(
+            Briefing.day == day, Briefing.destination == destination, Briefing.status == "posted"
+        )
+    ).first()
+    if briefing is None:
+        return False
+    session.execute(delete(BriefingPost).where(col(BriefingPost.briefing_id) == briefing.id))
+    session.delete(briefing)
+    return True
+
+
+def record_failure(*, session: Session, briefing_id: int, error: str) -> int:
+    """Count a failed attempt and release the lease at once, so the retry (by this process or
+    another) resumes the thread without waiting for the lease to expire. Returns the attempts."""
+    briefing = session.get(Briefing, briefing_id)
+    if briefing is None:
+        return 0
+    briefing.attempts += 1
+    briefing.last_error = error[:2000]
+    briefing.claimed_at = datetime(1970, 1, 1, tzinfo=UTC)
+    session.add(briefing)
+    return briefing.attempts
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a day's briefing went for one destination, for the next briefing to report."""
+
+    status: str
+    attempts: int
+    last_error: str | None
+    posted_at: datetime | None
+
+
+def briefing_outcome(*, session: Session, day: date, destination: str) -> Outcome | None:
     briefing = session.exec(
         select(Briefing).where(Briefing.day == day, Briefing.destination == destination)
     ).first()
-    if briefing is not None:
-        session.execute(delete(BriefingPost).where(col(BriefingPost.briefing_id) == briefing.id))
-        session.delete(briefing)
+    if briefing is None:
+        return None
+    posted = ensure_utc(briefing.posted_at) if briefing.posted_at else None
+    return Outcome(briefing.status, briefing.attempts, briefing.last_error, posted)
+
+
+def daily_briefing(*, session: Session, day: date) -> dict[str, Any] | None:
+    row = session.exec(select(DailyBriefing).where(DailyBriefing.day == day)).first()
+    return row.payload if row is not None else None
+
+
+def latest_daily_briefing(*, session: Session, before: date) -> dict[str, Any] | None:
+    row = session.exec(
+        select(DailyBriefing)
+        .where(col(DailyBriefing.day) <= before)
+        .order_by(col(DailyBriefing.day).desc())
+    ).first()
+    return row.payload if row is not None else None
+
+
+def save_daily_briefing(
+    *, session: Session, day: date, payload: dict[str, Any], replace: bool
+) -> dict[str, Any]:
+    """Store the day's briefing; with `replace=False` a briefing stored a moment earlier (by
+    another request or process) wins and is returned instead."""
+    table = DailyBriefing.__table__  # type: ignore[attr-defined]
+    session.execute(
+        insert_or_ignore(session, table).values(day=day, payload=payload, built_at=utcnow())
+    )
+    row = session.exec(select(DailyBriefing).where(DailyBriefing.day == day)).one()
+    if replace and row.payload != payload:
+        row.payload = payload
+        row.built_at = utcnow()
+        session.add(row)
+    return row.payload
 
 
 def mark_posted(*, session: Session, briefing_id: int, parent_ref: str | None) -> None:

@@ -97,6 +97,8 @@ class Briefing(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     claimed_at: datetime = Field(default_factory=utcnow)
     posted_at: datetime | None = None
+    attempts: int = Field(default=0, description="publish attempts that failed")
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class BriefingPost(SQLModel, table=True):
@@ -154,3 +156,46 @@ class DeliveryCursor(SQLModel, table=True):
     user_id: str = Field(max_length=100)
     last_summary_id: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
+    dm_closed_at: datetime | None = Field(
+        default=None, description="the platform refused a DM: no bundles until re-subscribed"
+    )
+    dm_closed_notice: bool = Field(default=False, description="tell the user in their next reply")
+
+
+class DailyBriefing(SQLModel, table=True):
+    """A day's briefing as built once: every destination publishes it and `/ainews digest`
+    shows it, so a user's request never rebuilds it or spends model tokens on it again."""
+
+    __tablename__ = "daily_briefings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(unique=True)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    built_at: datetime = Field(default_factory=utcnow)
+
+
+class StoredReply(SQLModel, table=True):
+    """A reply as the user saw it, so that a button can share or page it by id."""
+
+    __tablename__ = "stored_replies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    user_id: str = Field(max_length=100)
+    command: str = Field(sa_column=Column(Text, nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class CommandUse(SQLModel, table=True):
+    """One use of a rate-limited command; counted over a sliding window per user, in the
+    database so that several bot processes share the limit."""
+
+    __tablename__ = "command_uses"
+    __table_args__ = (Index("ix_command_uses_user", "platform", "user_id", "command", "used_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    user_id: str = Field(max_length=100)
+    command: str = Field(max_length=20)
+    used_at: datetime = Field(default_factory=utcnow)

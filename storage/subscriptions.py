@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from storage.clock import utcnow
@@ -23,6 +23,7 @@ def subscribe(*, session: Session, platform: str, user_id: str, categories: Iter
             )
         )
     _start_cursor(session, platform, user_id)
+    _reopen_dms(session, platform, user_id)
 
 
 def unsubscribe(
@@ -58,6 +59,39 @@ def _start_cursor(session: Session, platform: str, user_id: str) -> None:
     )
 
 
+def _reopen_dms(session: Session, platform: str, user_id: str) -> None:
+    """Subscribing again is the user's way of saying their DMs are open now."""
+    session.execute(
+        update(DeliveryCursor)
+        .where(col(DeliveryCursor.platform) == platform, col(DeliveryCursor.user_id) == user_id)
+        .values(dm_closed_at=None, dm_closed_notice=False)
+    )
+
+
+def mark_dms_closed(*, session: Session, platform: str, user_id: str) -> None:
+    """The platform refused to deliver a DM: stop bundling for this user (no retry every
+    interval) and tell them once, in their next command reply."""
+    session.execute(
+        update(DeliveryCursor)
+        .where(col(DeliveryCursor.platform) == platform, col(DeliveryCursor.user_id) == user_id)
+        .values(dm_closed_at=utcnow(), dm_closed_notice=True)
+    )
+
+
+def take_dm_notice(*, session: Session, platform: str, user_id: str) -> bool:
+    """True once after the user's DMs were found closed; the notice is then cleared."""
+    result = session.execute(
+        update(DeliveryCursor)
+        .where(
+            col(DeliveryCursor.platform) == platform,
+            col(DeliveryCursor.user_id) == user_id,
+            col(DeliveryCursor.dm_closed_notice).is_(True),
+        )
+        .values(dm_closed_notice=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
 class PendingItem:
     summary_id: int
@@ -71,14 +105,18 @@ class PendingItem:
 
 
 def pending_deliveries(*, session: Session, platform: str) -> dict[str, list[PendingItem]]:
-    """For each subscriber, the summaries in their categories newer than their cursor."""
-    cursors = {
-        c.user_id: c.last_summary_id
-        for c in session.exec(select(DeliveryCursor).where(DeliveryCursor.platform == platform))
-    }
+    """For each subscriber whose DMs are open, the summaries in their categories newer than
+    their cursor."""
+    cursors: dict[str, int] = {}
+    closed: set[str] = set()
+    for cursor in session.exec(select(DeliveryCursor).where(DeliveryCursor.platform == platform)):
+        cursors[cursor.user_id] = cursor.last_summary_id
+        if cursor.dm_closed_at is not None:
+            closed.add(cursor.user_id)
     wanted: defaultdict[str, set[str]] = defaultdict(set)
     for sub in session.exec(select(Subscription).where(Subscription.platform == platform)):
-        wanted[sub.user_id].add(sub.category)
+        if sub.user_id not in closed:
+            wanted[sub.user_id].add(sub.category)
     if not wanted:
         return {}
     oldest = min((cursors.get(user, 0) for user in wanted), default=0)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +18,16 @@ from tests.fakes.feed_server import FeedServer
 from tests.fakes.openai_server import OpenAIServer
 
 DEMO_FEEDS = PROJECT_ROOT / "bot" / "demo" / "feeds"
+# The demo feeds' newest briefing day, and a moment after its briefing was due: tests over demo
+# data pass this clock in, so they mean the same on any date they run.
+DEMO_DAY = date(2026, 11, 23)
+DEMO_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+
+
+def demo_clock() -> datetime:
+    return DEMO_NOW
+
+
 TEST_FEEDS = Path(__file__).parent / "data" / "feeds"
 _ENV_PREFIXES = ("AINEWS_", "OPENAI_", "SLACK_", "DISCORD_", "DATABASE_URL", "TIKTOKEN_")
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", None, ""}
@@ -119,3 +131,29 @@ def postgres_url() -> Iterator[str]:
     finally:
         engine.dispose()
     yield url
+
+
+def redate_articles(database_url: str, *, days: int) -> None:
+    """Shift every article's dates by whole days: fixed sample data made relative to the clock
+    of the run, for a test whose process reads the real clock (`DEMO_DAY`'s briefing becomes
+    that of `DEMO_DAY + days`, item for item)."""
+    from sqlmodel import Session, select
+
+    from storage.clock import ensure_utc
+    from storage.db import create_db_engine
+    from storage.models import Article
+
+    engine = create_db_engine(database_url)
+    try:
+        with Session(engine) as session:
+            articles = session.exec(select(Article)).all()
+            assert articles, "no articles to redate"
+            shift = timedelta(days=days)
+            for article in articles:
+                if article.published_at is not None:
+                    article.published_at = ensure_utc(article.published_at) + shift
+                article.first_seen_at = ensure_utc(article.first_seen_at) + shift
+                session.add(article)
+            session.commit()
+    finally:
+        engine.dispose()

@@ -14,6 +14,7 @@ from bot.app import App, handler_context, open_app
 from bot.demo.run import run_demo
 from bot.render.reply_markdown import render_reply
 from handlers.ask import NOTHING_FOUND, handle_ask, question_terms
+from handlers.reply import plain_text
 from tests.conftest import make_settings
 from tests.fakes.openai_server import OpenAIServer
 
@@ -107,7 +108,7 @@ async def test_no_relevant_article_says_so_without_asking_the_model(
 ) -> None:
     reply = await handle_ask(handler_context(app), "量子コンピュータの冷却技術の最新動向は？")
     assert reply.text == NOTHING_FOUND
-    assert "/ainews search" in reply.text
+    assert "/ainews search" in plain_text(reply)
     assert reply.articles == ()
     assert openai_server.requests == []
 

@@ -10,8 +10,8 @@ import pytest
 from bot.app import App, handler_context, open_app
 from bot.demo.run import run_demo
 from handlers.commands import handle_command
-from handlers.reply import Reply
-from tests.conftest import make_settings
+from handlers.reply import Code, Reply, RepostBriefing, plain_text
+from tests.conftest import DEMO_DAY, demo_clock, make_settings
 
 
 @pytest.fixture
@@ -19,13 +19,14 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
     settings = make_settings(tmp_path)
     await run_demo(settings)
     database = settings.var_dir / "demo" / "ainews-demo.sqlite3"
-    async with open_app(make_settings(tmp_path, DATABASE_URL=f"sqlite:///{database}")) as app:
+    settings = make_settings(tmp_path, DATABASE_URL=f"sqlite:///{database}")
+    async with open_app(settings, clock=demo_clock) as app:
         yield app
 
 
 async def run(app: App, text: str, *, user: str | None = "U1", admin: bool = False) -> Reply:
-    ctx = handler_context(app, user_id=user, is_admin=admin)
-    return await handle_command(ctx, text, briefing_config=app.briefing_config, platform="test")
+    ctx = handler_context(app, platform="test", user_id=user, is_admin=admin)
+    return await handle_command(ctx, text, briefing_config=app.briefing_config)
 
 
 async def test_subscribe_list_and_unsubscribe(app: App) -> None:
@@ -44,10 +45,16 @@ async def test_subscribe_list_and_unsubscribe(app: App) -> None:
 
 async def test_bad_categories_and_unknown_commands_explain_themselves(app: App) -> None:
     bad = await run(app, "subscribe weather")
-    assert bad.error and "weather" in bad.title and "`policy`" in bad.text
+    assert bad.error and "weather" in bad.title
+    assert Code("policy") in [part for ln in bad.lines for part in ln.parts]
     unknown = await run(app, "subscirbe policy")
-    assert unknown.error and "subscirbe" in unknown.title and "/ainews search" in unknown.text
-    assert (await run(app, "")).title == "ainews の使い方"
+    assert unknown.error and "subscirbe" in unknown.title
+    assert "/ainews search" in plain_text(unknown)
+    help_ = await run(app, "")
+    assert help_.title.startswith("ainews") and not help_.error
+    assert "*" not in plain_text(help_)  # structure, not one platform's markup
+    commands = [p.text for ln in help_.lines for p in ln.parts if isinstance(p, Code)]
+    assert "/ainews post-digest" in commands and "policy" in commands
     assert (await run(app, "search")).error
 
 
@@ -55,8 +62,12 @@ async def test_digest_of_a_day_and_a_bad_date(app: App) -> None:
     digest = await run(app, "digest 2026-11-23")
     assert digest.briefing is not None and len(digest.briefing.items) == 20
     assert digest.ephemeral
+    latest = await run(app, "digest")  # no date: the newest complete day by the clock
+    assert latest.briefing == digest.briefing
+    future = await run(app, "digest 2026-11-24")  # its window is still open at DEMO_NOW
+    assert future.briefing is None and "まだありません" in future.title
     empty = await run(app, "digest 2020-01-01")
-    assert empty.briefing is None and "まだありません" in empty.title
+    assert empty.briefing is None and "ありませんでした" in empty.title
     bad = await run(app, "digest yesterday")
     assert bad.error and "YYYY-MM-DD" in bad.title
 
@@ -66,7 +77,7 @@ async def test_sources_from_chat(app: App) -> None:
     assert listed.title == "巡回中のソース（7件）"
     refused = await run(app, "sources add ftp://feeds.example.org/rss", admin=True)
     assert refused.error and "http" in refused.title
-    added = await run(app, "sources add <https://feeds.example.org/rss|feeds> 規制", admin=True)
+    added = await run(app, "sources add https://feeds.example.org/rss 規制", admin=True)
     assert not added.error and "policy" in added.title
     assert "already" not in added.title
     again = await run(app, "sources add https://feeds.example.org/rss", admin=True)
@@ -76,7 +87,9 @@ async def test_sources_from_chat(app: App) -> None:
     assert (await run(app, "sources list")).title == "巡回中のソース（7件）"
 
 
-async def test_post_digest_is_an_action_for_admins_only(app: App) -> None:
-    assert (await run(app, "post-digest")).error
+async def test_post_digest_is_an_effect_for_admins_only(app: App) -> None:
+    refused = await run(app, "post-digest")
+    assert refused.error and refused.effect is None and "管理者" in refused.title
+    assert "ワークスペース管理者" not in refused.title  # the wording fits every platform
     reply = await run(app, "post-digest", admin=True)
-    assert reply.action == "post-digest" and not reply.error
+    assert not reply.error and reply.effect == RepostBriefing(DEMO_DAY)

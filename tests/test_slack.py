@@ -10,7 +10,9 @@ import re
 import signal
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +22,21 @@ from sqlmodel import Session, select
 
 from bot.app import App, briefing_for, open_app
 from bot.demo.run import run_demo
-from bot.platforms.slack import SlackBot
+from bot.platforms.slack import SlackBot, build_slack
+from bot.publishing.chat import ChatCore
+from bot.publishing.platform import Platform
 from bot.render.slack import MAX_BLOCKS, MAX_SECTION
 from bot.scheduler import JobRunner
+from handlers.filters import SearchRequest
+from handlers.search import find
 from storage.models import Article
 from storage.sources import SourceSpec, add_missing_sources
 from storage.subscriptions import subscribe
-from tests.conftest import make_settings
+from tests.conftest import DEMO_DAY, demo_clock, make_settings, redate_articles
 from tests.fakes.openai_server import OpenAIServer
 from tests.fakes.slack_server import (
     SlackServer,
+    block_actions_body,
     events_api_payload,
     sign_request,
     slash_command_body,
@@ -39,7 +46,6 @@ from tests.test_cli import AINEWS
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0BRIEF"
-DAY = "2026-11-23"
 
 
 @pytest.fixture
@@ -58,8 +64,13 @@ async def slack() -> AsyncIterator[SlackServer]:
 @dataclass
 class Running:
     app: App
-    bot: SlackBot
+    platform: Platform
     runner: JobRunner
+
+    @property
+    def bot(self) -> SlackBot:
+        assert isinstance(self.platform.intake, SlackBot)
+        return self.platform.intake
 
     @property
     def events_url(self) -> str:
@@ -83,19 +94,39 @@ def slack_settings(tmp_path: Path, database: Path, slack: SlackServer, **extra: 
     )
 
 
+@asynccontextmanager
+async def slack_running(settings: Any, *, llm: bool = False) -> AsyncIterator[Running]:
+    """The Slack platform as `ainews run` builds it, on the demo clock."""
+    async with open_app(settings, llm=llm, clock=demo_clock) as app:
+        runner = JobRunner()
+        platform = build_slack(app, core=ChatCore(app, spawn=runner.spawn), spawn=runner.spawn)
+        await platform.intake.start_intake()
+        try:
+            yield Running(app, platform, runner)
+        finally:
+            await runner.drain(5)
+            await platform.intake.close()
+
+
 @pytest.fixture
 async def running(
     tmp_path: Path, demo_database: Path, slack: SlackServer
 ) -> AsyncIterator[Running]:
-    async with open_app(slack_settings(tmp_path, demo_database, slack)) as app:
-        runner = JobRunner()
-        bot = SlackBot(app, spawn=runner.spawn)
-        await bot.start()
-        try:
-            yield Running(app, bot, runner)
-        finally:
-            await runner.drain(5)
-            await bot.stop()
+    async with slack_running(slack_settings(tmp_path, demo_database, slack)) as running:
+        yield running
+
+
+async def post_signed(events_url: str, body: bytes, *, secret: str = SECRET, **kw: Any) -> int:
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        **sign_request(secret, body, **kw),
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(events_url, data=body, headers=headers) as response,
+    ):
+        await response.read()
+        return response.status
 
 
 async def post_command(
@@ -106,18 +137,32 @@ async def post_command(
     user: str = "U123",
     secret: str = SECRET,
     timestamp: int | None = None,
+    name: str = "cmd",
 ) -> int:
-    body = slash_command_body(text, user_id=user, response_url=slack.response_url("cmd"))
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        **sign_request(secret, body, timestamp=timestamp),
+    body = slash_command_body(text, user_id=user, response_url=slack.response_url(name))
+    return await post_signed(events_url, body, secret=secret, timestamp=timestamp)
+
+
+async def click(
+    events_url: str, slack: SlackServer, action_id: str, *, user: str = "U123", name: str = "click"
+) -> int:
+    body = block_actions_body(action_id, user_id=user, response_url=slack.response_url(name))
+    return await post_signed(events_url, body)
+
+
+def buttons(answer: dict[str, Any]) -> dict[str, str]:
+    """Label → action_id of the buttons under a reply."""
+    return {
+        e["text"]["text"]: e["action_id"]
+        for b in answer["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
     }
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(events_url, data=body, headers=headers) as response,
-    ):
-        await response.read()
-        return response.status
+
+
+def article_urls(answer: dict[str, Any]) -> list[str]:
+    text = json.dumps(answer["blocks"], ensure_ascii=False)
+    return re.findall(r"<(https?://[^|>]+)\|", text)
 
 
 async def test_signed_search_command_is_acked_then_answered(
@@ -129,8 +174,91 @@ async def test_signed_search_command_is_acked_then_answered(
     assert answer["response_type"] == "ephemeral"
     texts = str(answer["blocks"])
     assert "規制" in texts and "techinsight.example.jp" in texts
-    actions = [b for b in answer["blocks"] if b["type"] == "actions"]
-    assert actions and actions[0]["elements"][0]["value"] == "search 規制"  # share button
+    share = buttons(answer)["チャンネルに共有"]
+    assert share.startswith("ainews:share:") and len(share) <= 100  # an id, not the command
+
+
+async def test_search_pages_with_buttons_and_typed_page(
+    running: Running, slack: SlackServer
+) -> None:
+    """Every matching article is reachable: 10 per page, 次へ / 前へ through signed
+    block_actions, `page:N` typed as text, and the page count and total shown."""
+    from handlers.filters import parse_search_text
+    from storage.clock import utcnow
+
+    app = running.app
+    request = parse_search_text("AI", taxonomy=app.taxonomy, now=utcnow(), tz=app.settings.tz)
+    every = await find(handler_context_for(app), SearchRequest(text="AI", limit=1000))
+    assert every.total > 10  # the demo has more than one page of these
+    pages = -(-every.total // 10)
+    await post_command(running.events_url, slack, "search AI")
+    [first] = await slack.wait_for_response()
+    seen = article_urls(first)
+    assert len(seen) == 10 and f"1/{pages}" in str(first["blocks"])
+    assert f"全{every.total}件" in str(first["blocks"])
+    assert "前へ" not in buttons(first)
+    answer = first
+    for page in range(2, pages + 1):
+        status = await click(running.events_url, slack, buttons(answer)["次へ"])
+        assert status == 200
+        answer = (await slack.wait_for_response(count=page))[-1]
+        assert answer.get("replace_original") is True  # the page replaces the message
+        assert f"{page}/{pages}" in str(answer["blocks"])
+        seen += article_urls(answer)
+    assert "次へ" not in buttons(answer) and "前へ" in buttons(answer)
+    assert sorted(seen) == sorted(h.url for h in every.hits)
+    assert request.page == 1
+    await post_command(running.events_url, slack, f"search AI page:{pages}")
+    typed = (await slack.wait_for_response(count=pages + 1))[-1]
+    assert article_urls(typed) == article_urls(answer)
+
+
+def handler_context_for(app: App) -> Any:
+    from bot.app import handler_context
+
+    return handler_context(app)
+
+
+async def test_share_posts_the_stored_reply_without_asking_the_model_again(
+    tmp_path: Path, demo_database: Path, slack: SlackServer, openai_server: OpenAIServer
+) -> None:
+    answers = iter(["Kumo Relayは配送を最適化する[1]。", "まったく別の答え[1]。"])
+    openai_server.responder = lambda _: {
+        "answerable": True,
+        "answer": next(answers),
+        "citations": [1],
+    }
+    settings = slack_settings(
+        tmp_path,
+        demo_database,
+        slack,
+        OPENAI_API_KEY="test",
+        OPENAI_BASE_URL=openai_server.base_url + "/v1",
+    )
+    async with slack_running(settings, llm=True) as running:
+        await post_command(running.events_url, slack, "ask Kumo Relayとは？")
+        [answer] = await slack.wait_for_response()
+        asked = len(openai_server.requests)
+        assert await click(running.events_url, slack, buttons(answer)["チャンネルに共有"]) == 200
+        [shared] = await slack.wait_for_message()
+    assert len(openai_server.requests) == asked  # shared by id: no second model call
+    assert shared.channel == "C123"  # where the button was clicked
+    posted = json.dumps(shared.blocks, ensure_ascii=False)
+    assert "<@U123> が共有しました" in posted
+    assert "配送を最適化する" in posted and "別の答え" not in posted
+    assert "ainews:share" not in posted  # no buttons on the shared copy
+
+
+async def test_someone_elses_or_a_forged_button_is_refused(
+    running: Running, slack: SlackServer
+) -> None:
+    await post_command(running.events_url, slack, "search 規制")
+    [answer] = await slack.wait_for_response()
+    await click(running.events_url, slack, buttons(answer)["チャンネルに共有"], user="UOTHER")
+    await click(running.events_url, slack, "ainews:share:999999")
+    refused = await slack.wait_for_response(count=3)
+    assert all("使えなくなりました" in str(r["blocks"]) for r in refused[1:])
+    assert slack.messages == []
 
 
 @pytest.mark.parametrize(
@@ -160,10 +288,12 @@ async def test_healthz(running: Running) -> None:
 async def test_help_unknown_and_bad_arguments_always_answer(
     running: Running, slack: SlackServer
 ) -> None:
-    for text in ("help", "frobnicate", "search category:nope 半導体", "subscribe xyz"):
+    for n, text in enumerate(
+        ("help", "frobnicate", "search category:nope 半導体", "subscribe xyz"), start=1
+    ):
         await post_command(running.events_url, slack, text)
-    answers = await slack.wait_for_response(count=4)
-    joined = [str(a["blocks"]) for a in answers]
+        await slack.wait_for_response(count=n)  # one at a time: the answers come in order
+    joined = [str(a["blocks"]) for a in slack.responses]
     assert "/ainews search" in joined[0] and "subscribe" in joined[0]
     assert "frobnicate" in joined[1] and "/ainews search" in joined[1]
     assert "nope" in joined[2] and "research" in joined[2]
@@ -196,11 +326,9 @@ async def test_chat_cannot_add_a_loopback_source(running: Running, slack: SlackS
 async def test_briefing_thread_parent_then_replies_in_order_within_limits(
     running: Running, slack: SlackServer
 ) -> None:
-    from datetime import date
-
-    briefing = await briefing_for(running.app, date.fromisoformat(DAY))
-    assert await running.bot.publish(briefing) is True
-    assert await running.bot.publish(briefing) is False  # once per channel and day
+    briefing = await briefing_for(running.app, DEMO_DAY)
+    assert await running.platform.thread.publish(briefing) is True
+    assert await running.platform.thread.publish(briefing) is False  # once per channel and day
 
     messages = slack.messages_in(CHANNEL)
     parent, replies = messages[0], messages[1:]
@@ -219,11 +347,9 @@ async def test_briefing_thread_parent_then_replies_in_order_within_limits(
 async def test_rate_limits_during_the_thread_lose_and_double_nothing(
     running: Running, slack: SlackServer
 ) -> None:
-    from datetime import date
-
     slack.rate_limit("chat.postMessage", times=2, retry_after=0)
-    briefing = await briefing_for(running.app, date.fromisoformat(DAY))
-    assert await running.bot.publish(briefing)
+    briefing = await briefing_for(running.app, DEMO_DAY)
+    assert await running.platform.thread.publish(briefing)
     replies = slack.messages_in(CHANNEL)[1:]
     assert len(replies) == 20 and len({r.text for r in replies}) == 20
     assert len(slack.calls_to("chat.postMessage")) == 21 + 2
@@ -232,38 +358,123 @@ async def test_rate_limits_during_the_thread_lose_and_double_nothing(
 async def test_a_restart_mid_thread_resumes_without_duplicates(
     tmp_path: Path, demo_database: Path, slack: SlackServer
 ) -> None:
-    from datetime import date
-
     from slack_sdk.errors import SlackApiError
 
     settings = slack_settings(tmp_path, demo_database, slack)
-    slack.fail("chat.postMessage", error="fatal_error", times=None)
-    async with open_app(settings) as app:
-        briefing = await briefing_for(app, date.fromisoformat(DAY))
-        bot = SlackBot(app, spawn=JobRunner().spawn)
-        # Let the parent and six replies through, then the "crash".
-        slack.clear_faults()
-        original = len(slack.messages)
+    original = len(slack.messages)
 
-        async def crash_after_seven() -> None:
-            await slack.wait_for_message(count=original + 7)
-            slack.fail("chat.postMessage", error="fatal_error", times=None)
+    async def crash_after_seven() -> None:
+        await slack.wait_for_message(count=original + 7)
+        slack.fail("chat.postMessage", error="fatal_error", times=None)
 
+    async with slack_running(settings) as first:
+        briefing = await briefing_for(first.app, DEMO_DAY)
         watcher = asyncio.create_task(crash_after_seven())
         with pytest.raises(SlackApiError):
-            await bot.publish(briefing)
+            await first.platform.thread.publish(briefing)
         await watcher
     first_run = list(slack.messages_in(CHANNEL))
-    assert 2 <= len(first_run) <= 9
+    assert 7 <= len(first_run) < 21  # stopped midway (the watcher polls, so a few more)
     slack.clear_faults()
-    async with open_app(settings) as app:  # a new process: resumes from the stored claim
-        bot = SlackBot(app, spawn=JobRunner().spawn)
-        assert await bot.publish(await briefing_for(app, date.fromisoformat(DAY)))
+    async with slack_running(settings) as second:  # a new process: resumes from the claim
+        assert await second.platform.thread.publish(await briefing_for(second.app, DEMO_DAY))
     messages = slack.messages_in(CHANNEL)
     parents = [m for m in messages if m.thread_ts is None]
     replies = [m for m in messages if m.thread_ts is not None]
     assert len(parents) == 1
     assert len(replies) == 20 and len({r.text for r in replies}) == 20
+    [edit] = slack.calls_to("chat.update")  # the resumed thread's parent is redrawn
+    assert edit.params["ts"] == parents[0].ts
+
+
+async def test_a_failed_scheduled_publish_is_retried_and_reported_next_day(
+    running: Running, slack: SlackServer
+) -> None:
+    from dataclasses import replace
+
+    from bot.publishing.destinations import Destinations
+    from storage.briefings import briefing_outcome
+
+    app = running.app
+    destinations = Destinations(
+        [running.platform.thread],
+        db=app.db,
+        tz=app.settings.tz,
+        retry_first=0.05,
+        clock=demo_clock,
+    )
+    slack.fail("chat.postMessage", error="fatal_error", times=2)  # Slack down, twice
+    briefing = await briefing_for(app, DEMO_DAY)
+    assert await destinations.publish_with_retry(running.platform.thread, briefing)
+    messages = slack.messages_in(CHANNEL)
+    assert len([m for m in messages if m.thread_ts is None]) == 1 and len(messages) == 21
+    outcome = await app.db.run(briefing_outcome, day=DEMO_DAY, destination="slack:" + CHANNEL)
+    assert outcome is not None and outcome.status == "posted" and outcome.attempts == 2
+    next_day = replace(briefing, day=DEMO_DAY + timedelta(days=1))
+    [note] = await destinations.notes_for(running.platform.thread, next_day.day)
+    assert "2回の失敗" in note and DEMO_DAY.isoformat() in note
+
+
+async def test_a_publish_failing_all_day_gives_up_at_midnight(
+    running: Running, slack: SlackServer
+) -> None:
+    from datetime import datetime
+
+    from bot.publishing.destinations import Destinations
+
+    app = running.app
+    late = datetime.combine(DEMO_DAY, datetime.min.time(), tzinfo=app.settings.tz) + timedelta(
+        hours=23, minutes=59, seconds=59, microseconds=900_000
+    )
+    destinations = Destinations(
+        [running.platform.thread],
+        db=app.db,
+        tz=app.settings.tz,
+        retry_first=0.05,
+        clock=lambda: late,
+    )
+    slack.fail("chat.postMessage", error="fatal_error", times=None)
+    briefing = await briefing_for(app, DEMO_DAY)
+    assert await destinations.publish_with_retry(running.platform.thread, briefing) is False
+    [note] = await destinations.notes_for(running.platform.thread, DEMO_DAY + timedelta(days=1))
+    assert "投稿できませんでした" in note and "fatal_error" in note
+
+
+async def test_publishing_is_serialised_per_destination(
+    running: Running, slack: SlackServer
+) -> None:
+    """With the lease at 0 every claim looks abandoned: only the per-destination lock keeps a
+    second publish (say, post-digest during the scheduled run) from doubling the thread."""
+    briefing = await briefing_for(running.app, DEMO_DAY)
+    thread = running.platform.thread
+    results = await asyncio.gather(thread.publish(briefing), thread.publish(briefing))
+    assert sorted(results) == [False, True]
+    assert len(slack.messages_in(CHANNEL)) == 21
+
+
+async def test_post_digest_never_forgets_a_thread_in_progress(
+    running: Running, slack: SlackServer
+) -> None:
+    from jobs.briefing_model import to_payload
+    from storage.briefings import claim_briefing, mark_posted
+
+    app = running.app
+    briefing = await briefing_for(app, DEMO_DAY)
+    thread = running.platform.thread
+    thread.lease = 120
+    other = await app.db.run(  # another process is posting this thread right now
+        claim_briefing,
+        day=DEMO_DAY,
+        destination=thread.destination,
+        payload=to_payload(briefing),
+        lease_seconds=120,
+    )
+    assert other is not None and other.id is not None
+    assert await thread.repost(briefing) is False
+    assert slack.messages_in(CHANNEL) == []
+    await app.db.run(mark_posted, briefing_id=other.id, parent_ref="1700000000.000001")
+    assert await thread.repost(briefing) is True  # a posted one may be posted again
+    assert len(slack.messages_in(CHANNEL)) == 21
 
 
 async def test_dm_bundles_one_message_per_user(running: Running, slack: SlackServer) -> None:
@@ -272,14 +483,38 @@ async def test_dm_bundles_one_message_per_user(running: Running, slack: SlackSer
     await db.run(subscribe, platform="slack", user_id="UBOB", categories=["infra"])
     await _add_and_summarise(running.app, count=3)  # new summaries after subscribing
 
-    sent = await running.bot.send_subscriptions()
-    again = await running.bot.send_subscriptions()
+    sent = await running.platform.fanout.send()
+    again = await running.platform.fanout.send()
 
     opened = [c.params.get("users") for c in slack.calls_to("conversations.open")]
     assert sorted(opened) == ["UALICE", "UBOB"]
     dms = [m for m in slack.messages if m.channel.startswith("D")]
     assert len(dms) == sent == 2
     assert again == 0  # the cursor moved: nothing is sent twice
+
+
+async def test_closed_dms_are_recorded_told_once_and_not_retried(
+    running: Running, slack: SlackServer
+) -> None:
+    def open_dm(call: Any) -> dict[str, Any]:
+        if call.params.get("users") == "UCLOSED":
+            return {"ok": False, "error": "cannot_dm_bot"}
+        return {"ok": True, "channel": {"id": "D" + str(call.params.get("users"))}}
+
+    slack.set_handler("conversations.open", open_dm)
+    db = running.app.db
+    for user in ("UCLOSED", "UOPEN"):
+        await db.run(subscribe, platform="slack", user_id=user, categories=["agents"])
+    await _add_and_summarise(running.app, count=1)
+    assert await running.platform.fanout.send() == 1
+    assert await running.platform.fanout.send() == 0
+    tried = [c.params.get("users") for c in slack.calls_to("conversations.open")]
+    assert tried.count("UCLOSED") == 1  # recorded, not retried every interval
+    await post_command(running.events_url, slack, "subscriptions", user="UCLOSED")
+    await post_command(running.events_url, slack, "help", user="UCLOSED", name="again")
+    first, second = await slack.wait_for_response(count=2)
+    assert "DMでお送りできませんでした" in str(first["blocks"])
+    assert "DMでお送りできませんでした" not in str(second["blocks"])  # told once
 
 
 async def _add_and_summarise(app: App, *, count: int) -> None:
@@ -338,25 +573,13 @@ async def test_commands_are_acked_before_a_slow_model_answers(
         OPENAI_API_KEY="test",
         OPENAI_BASE_URL=openai_server.base_url + "/v1",
     )
-    async with open_app(settings, llm=True) as app:
-        runner = JobRunner()
-        bot = SlackBot(app, spawn=runner.spawn)
-        await bot.start()
-        try:
-            acks = await asyncio.gather(
-                *(
-                    post_command(
-                        f"http://127.0.0.1:{bot.http_port}/slack/events", slack, "ask 規制とは？"
-                    )
-                    for _ in range(5)
-                )
-            )
-            assert all(status == 200 for status in acks)
-            assert slack.responses == []  # acked first, answered after
-            answers = await slack.wait_for_response(count=5)
-        finally:
-            await runner.drain(5)
-            await bot.stop()
+    async with slack_running(settings, llm=True) as running:
+        acks = await asyncio.gather(
+            *(post_command(running.events_url, slack, "ask 規制とは？") for _ in range(5))
+        )
+        assert all(status == 200 for status in acks)
+        assert slack.responses == []  # acked first, answered after
+        answers = await slack.wait_for_response(count=5)
     assert len(answers) == 5 and len(openai_server.requests) == 5
 
 
@@ -364,21 +587,14 @@ async def test_socket_mode_commands_are_acked_and_answered(
     tmp_path: Path, demo_database: Path, slack: SlackServer
 ) -> None:
     settings = slack_settings(tmp_path, demo_database, slack, SLACK_APP_TOKEN="xapp-test")
-    async with open_app(settings) as app:
-        runner = JobRunner()
-        bot = SlackBot(app, spawn=runner.spawn)
-        await bot.start()
-        try:
-            await slack.wait_for_socket_client()
-            payload = slash_command_payload(
-                "search 半導体", user_id="U123", response_url=slack.response_url("socket")
-            )
-            envelope = await slack.send_socket_event("slash_commands", dict(payload))
-            await slack.wait_for_ack(envelope)
-            [answer] = await slack.wait_for_response()
-        finally:
-            await runner.drain(5)
-            await bot.stop()
+    async with slack_running(settings):
+        await slack.wait_for_socket_client()
+        payload = slash_command_payload(
+            "search 半導体", user_id="U123", response_url=slack.response_url("socket")
+        )
+        envelope = await slack.send_socket_event("slash_commands", dict(payload))
+        await slack.wait_for_ack(envelope)
+        [answer] = await slack.wait_for_response()
     assert "半導体" in json.dumps(answer["blocks"], ensure_ascii=False)
     assert slack.calls_to("apps.connections.open")
 
@@ -409,11 +625,21 @@ async def test_a_mention_is_answered_in_a_thread(running: Running, slack: SlackS
 async def test_app_home_shows_and_toggles_subscriptions(
     running: Running, slack: SlackServer
 ) -> None:
-    await running.bot.publish_home("UHOME")
+    opened = events_api_payload({"type": "app_home_opened", "user": "UHOME", "tab": "home"})
+    raw = json.dumps(opened).encode()
+    headers = {"Content-Type": "application/json", **sign_request(SECRET, raw)}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(running.events_url, data=raw, headers=headers) as response,
+    ):
+        assert response.status == 200
     [view] = [c.decoded("view") for c in await slack.wait_for("views.publish")]
-    buttons = [b["accessory"] for b in view["blocks"] if "accessory" in b]
-    assert len(buttons) == 10 and all(b["text"]["text"] == "購読" for b in buttons)
-    await running.bot._toggle("UHOME", "policy")
+    toggles = [b["accessory"] for b in view["blocks"] if "accessory" in b]
+    assert len(toggles) == 10 and all(b["text"]["text"] == "購読" for b in toggles)
+    body = block_actions_body(
+        "ainews_toggle_subscription", value="policy", user_id="UHOME", view_type="home"
+    )
+    assert await post_signed(running.events_url, body) == 200
     [_, second] = await slack.wait_for("views.publish", count=2)
     toggled = [
         b
@@ -421,12 +647,101 @@ async def test_app_home_shows_and_toggles_subscriptions(
         if b.get("accessory", {}).get("value") == "policy"
     ]
     assert toggled[0]["accessory"]["text"]["text"] == "解除"
+    from storage.subscriptions import subscriptions_of
+
+    subscribed = await running.app.db.run(subscriptions_of, platform="slack", user_id="UHOME")
+    assert subscribed == ["policy"]
+
+
+async def test_ask_is_rate_limited_per_user(
+    tmp_path: Path, demo_database: Path, slack: SlackServer, openai_server: OpenAIServer
+) -> None:
+    openai_server.responder = lambda _: {
+        "answerable": True,
+        "answer": "規制が議論されている[1]。",
+        "citations": [1],
+    }
+    settings = slack_settings(
+        tmp_path,
+        demo_database,
+        slack,
+        OPENAI_API_KEY="test",
+        OPENAI_BASE_URL=openai_server.base_url + "/v1",
+        AINEWS_ASK_LIMIT=2,
+    )
+    async with slack_running(settings, llm=True) as running:
+        for _ in range(3):
+            await post_command(running.events_url, slack, "ask 規制の動きは？")
+            await slack.wait_for_response(count=len(slack.responses) + 1)
+        await post_command(running.events_url, slack, "ask 規制の動きは？", user="UOTHER")
+        answers = await slack.wait_for_response(count=4)
+    assert len(openai_server.requests) == 3  # two for U123, one for UOTHER
+    limited = str(answers[2]["blocks"])
+    assert "上限" in limited and "60分あたり2回" in limited
+    assert "上限" not in str(answers[3]["blocks"])  # per user
+
+
+async def test_shutdown_answers_a_command_acked_during_the_grace_window(
+    tmp_path: Path, demo_database: Path, slack: SlackServer, openai_server: OpenAIServer
+) -> None:
+    """SIGTERM while a slow answer is being written: intake stops first (a new command is
+    refused), the acked one is still answered, then the process ends."""
+    from bot.scheduler import run_bot
+
+    openai_server.latency = 1.0
+    openai_server.responder = lambda _: {
+        "answerable": True,
+        "answer": "規制が議論されている[1]。",
+        "citations": [1],
+    }
+    settings = slack_settings(
+        tmp_path,
+        demo_database,
+        slack,
+        OPENAI_API_KEY="test",
+        OPENAI_BASE_URL=openai_server.base_url + "/v1",
+        AINEWS_SHUTDOWN_GRACE=10,
+        AINEWS_POLL_INTERVAL=600,
+        AINEWS_BRIEFING_TIME="03:00",
+        AINEWS_PUBLISH_RETRY=1,
+    )
+    stop = asyncio.Event()
+    started: list[Platform] = []
+    async with open_app(settings, llm=True, clock=demo_clock) as app:
+        run = asyncio.create_task(run_bot(app, stop=stop, ready=started.extend))
+        while not started:
+            await asyncio.sleep(0.01)
+        bot = started[0].intake
+        assert isinstance(bot, SlackBot)
+        events_url = f"http://127.0.0.1:{bot.http_port}/slack/events"
+        assert await post_command(events_url, slack, "ask 規制の動きは？") == 200  # acked
+        while not openai_server.requests:  # the answer is being written
+            await asyncio.sleep(0.01)
+        stop.set()  # SIGTERM
+        with pytest.raises(aiohttp.ClientConnectionError):
+            while True:  # intake stops at once: soon nothing is accepted
+                await post_command(events_url, slack, "help", name="late")
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(run, timeout=20)
+    answered = slack.responses_to("cmd")
+    assert len(answered) == 1 and "規制が議論されている" in str(answered[0]["blocks"])
 
 
 async def test_ainews_run_in_http_mode_answers_and_posts_on_demand(
     tmp_path: Path, demo_database: Path, slack: SlackServer
 ) -> None:
-    """The acceptance path: the real `ainews run` process, Slack stand-in as SLACK_API_URL."""
+    """The acceptance path: the real `ainews run` process, Slack stand-in as SLACK_API_URL.
+    The process reads the real clock, so the demo data is redated to end just before the
+    latest briefing time that has passed."""
+    from storage.clock import utcnow
+
+    settings = make_settings(tmp_path)
+    async with open_app(settings) as app:
+        config = app.briefing_config
+    from jobs.daily import latest_complete_day
+
+    day = latest_complete_day(utcnow(), config)
+    redate_articles(f"sqlite:///{demo_database}", days=(day - DEMO_DAY).days)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "DATABASE_URL": f"sqlite:///{demo_database}",
@@ -456,11 +771,16 @@ async def test_ainews_run_in_http_mode_answers_and_posts_on_demand(
         assert await post_command(events_url, slack, "search 半導体") == 200
         [answer] = await slack.wait_for_response(timeout=10)
         assert "半導体" in json.dumps(answer["blocks"], ensure_ascii=False)
+        every = len(re.findall("半導体", json.dumps(answer, ensure_ascii=False)))
+        assert every >= 1
         assert await post_command(events_url, slack, "post-digest", user="UADMIN") == 200
-        await slack.wait_for_message(count=2, timeout=20)
+        await slack.wait_for_message(count=21, timeout=30)
         parent = slack.messages_in(CHANNEL)[0]
-        assert "AI News" in json.dumps(parent.blocks, ensure_ascii=False)
+        assert f"AI News - {day.isoformat()}" in json.dumps(parent.blocks, ensure_ascii=False)
+        assert len([m for m in slack.messages_in(CHANNEL) if m.thread_ts == parent.ts]) == 20
     finally:
         process.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(process.stderr.read(), timeout=30)
         await asyncio.wait_for(process.wait(), timeout=30)
-    assert process.returncode == 0
+    assert process.returncode == 0, (log + rest).decode()
+    assert b"Traceback" not in rest, (log + rest).decode()

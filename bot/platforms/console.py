@@ -1,6 +1,6 @@
-"""The console adapter: with no chat token configured, the briefing goes to stdout and to
-`var/briefings/YYYY-MM-DD.md`, claimed in the database like any other destination so a restart
-does not print it twice."""
+"""The console destination: every briefing is written to `var/briefings/YYYY-MM-DD.md` (and,
+with no chat platform configured, printed), claimed in the database like any other destination
+so a restart does not write or print it twice."""
 
 from __future__ import annotations
 
@@ -20,13 +20,22 @@ DESTINATION = "console"
 
 
 class ConsolePublisher:
+    destination = DESTINATION
+
     def __init__(
-        self, *, db: Database, directory: Path, out: TextIO | None = None, lease: float = 120.0
+        self,
+        *,
+        db: Database,
+        directory: Path,
+        out: TextIO | None = None,
+        lease: float = 120.0,
+        echo: bool = True,
     ) -> None:
         self.db = db
         self.lease = lease
         self.directory = directory
         self.out = out or sys.stdout
+        self.echo = echo
 
     async def publish(self, briefing: Briefing) -> bool:
         """Write and print the briefing; False when it was already published."""
@@ -42,8 +51,9 @@ class ConsolePublisher:
             return False
         markdown = render_briefing(briefing)
         path = self.write(briefing, markdown)
-        self.out.write(markdown)
-        self.out.flush()
+        if self.echo:
+            self.out.write(markdown)
+            self.out.flush()
         await self.db.run(mark_posted, briefing_id=claim.id, parent_ref=str(path))
         log.info("briefing published", extra={"day": str(briefing.day), "path": str(path)})
         return True

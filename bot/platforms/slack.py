@@ -1,9 +1,9 @@
-"""The Slack adapter: slack-bolt's AsyncApp in Socket Mode or over HTTP, the briefing thread,
-DM bundles and the App Home tab. It translates Slack payloads to the neutral handlers and the
-neutral replies to Block Kit; nothing else in the bot knows about Slack.
+"""The Slack adapter: slack-bolt's AsyncApp in Socket Mode or over HTTP. It turns Slack events
+into calls of the publishing core (`ChatCore`) and the core's neutral replies into Block Kit,
+and implements the core's two ports: the briefing thread and DMs. Nothing else knows Slack.
 
-Commands are acknowledged before any work: the listener calls `ack()` at once and the answer
-follows through `respond()` (the command's response_url) from a tracked background task, so
+Every command and button is acknowledged before any work: the listener calls `ack()` at once and
+the answer follows through `respond()` (the command's response_url) from a tracked task, so
 Slack's 3-second limit holds while a briefing is generated or a poll runs.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -27,9 +27,14 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import App, handler_context
+from bot.app import App
+from bot.publishing.chat import Answer, Caller, ChatCore, Shared, Spawn
+from bot.publishing.controls import PREFIX
+from bot.publishing.fanout import DirectMessageFanout
+from bot.publishing.platform import Platform
+from bot.publishing.ports import DirectMessagesClosed
+from bot.publishing.thread import ThreadPublisher
 from bot.render.slack import (
-    SHARE_ACTION,
     Block,
     briefing_item_blocks,
     briefing_item_text,
@@ -39,33 +44,26 @@ from bot.render.slack import (
     reply_blocks,
     reply_text,
     section,
+    share_blocks,
 )
-from handlers.ask import handle_ask
-from handlers.commands import handle_command
 from handlers.reply import Reply
-from jobs.briefing_model import Briefing, from_payload, to_payload
-from storage.briefings import (
-    claim_briefing,
-    forget_briefing,
-    mark_posted,
-    posted_items,
-    record_post,
-    set_parent_ref,
-)
-from storage.subscriptions import (
-    PendingItem,
-    advance_cursor,
-    pending_deliveries,
-    subscribe,
-    subscriptions_of,
-    unsubscribe,
-)
+from jobs.briefing_model import Briefing, BriefingItem
+from storage.subscriptions import subscribe, subscriptions_of, unsubscribe
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 TOGGLE_ACTION = "ainews_toggle_subscription"
-MAX_DM_ITEMS = 15
+# Errors meaning "this user cannot get a DM from us", as opposed to a passing failure.
+DM_REFUSED = frozenset(
+    {"cannot_dm_bot", "user_disabled", "user_not_found", "not_allowed", "messages_tab_disabled"}
+)
+_SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>\s]+)(?:\|[^>]*)?>")
+
+
+def unwrap_links(text: str) -> str:
+    """Slack sends a typed URL as `<https://…|label>`; commands want the URL itself."""
+    return _SLACK_LINK.sub(r"\1", text)
 
 
 class RetryAfterHandler(AsyncRateLimitErrorRetryHandler):
@@ -93,18 +91,86 @@ class RetryAfterHandler(AsyncRateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
-class SlackBot:
-    def __init__(self, app: App, *, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
-        settings = app.settings
-        assert settings.slack_bot_token is not None and settings.slack_channel is not None
-        self.app = app
-        self.channel = settings.slack_channel
-        self.spawn = spawn
-        self.client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),
-            base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
-            retry_handlers=[RetryAfterHandler(max_retry_count=5)],
+class SlackThread:
+    """The core's `ThreadPort` on Slack: the parent in the channel, items under `thread_ts`."""
+
+    def __init__(self, client: AsyncWebClient, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+
+    @property
+    def destination(self) -> str:
+        return f"slack:{self.channel}"
+
+    async def post_parent(self, briefing: Briefing) -> str:
+        response = await self.client.chat_postMessage(
+            channel=self.channel,
+            blocks=briefing_parent_blocks(briefing),
+            text=briefing_parent_text(briefing),
+            unfurl_links=False,
         )
+        return str(response["ts"])
+
+    async def post_item(self, parent: str, item: BriefingItem, heading: str) -> str:
+        response = await self.client.chat_postMessage(
+            channel=self.channel,
+            thread_ts=parent,
+            blocks=briefing_item_blocks(item, heading),
+            text=briefing_item_text(item),
+            unfurl_links=False,
+        )
+        return str(response["ts"])
+
+    async def edit_parent(self, parent: str, briefing: Briefing) -> None:
+        await self.client.chat_update(
+            channel=self.channel,
+            ts=parent,
+            blocks=briefing_parent_blocks(briefing),
+            text=briefing_parent_text(briefing),
+        )
+
+
+class SlackDirectMessages:
+    """The core's `DirectMessagePort` on Slack."""
+
+    platform = PLATFORM
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def open_dm(self, user_id: str) -> str:
+        try:
+            opened = await self.client.conversations_open(users=user_id)
+        except SlackApiError as exc:
+            raise _refusal(exc) from exc
+        return str(opened["channel"]["id"])
+
+    async def send_bundle(self, channel: str, bundle: Reply) -> None:
+        try:
+            await self.client.chat_postMessage(
+                channel=channel,
+                blocks=reply_blocks(bundle),
+                text=reply_text(bundle),
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            raise _refusal(exc) from exc
+
+
+def _refusal(exc: SlackApiError) -> Exception:
+    error = str(exc.response.get("error", "")) if exc.response is not None else ""
+    return DirectMessagesClosed(error) if error in DM_REFUSED else exc
+
+
+class SlackBot:
+    """Listeners and lifecycle. `core` answers every command; this class only translates."""
+
+    def __init__(self, app: App, *, client: AsyncWebClient, core: ChatCore, spawn: Spawn) -> None:
+        settings = app.settings
+        self.app = app
+        self.client = client
+        self.core = core
+        self.spawn = spawn
         secret = settings.slack_signing_secret
         self.bolt = AsyncApp(
             client=self.client,
@@ -118,13 +184,15 @@ class SlackBot:
         self._admins = settings.admins
         self._admin_cache: dict[str, bool] = {}
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._accepting = True
         self.http_port: int | None = None
         self._register()
 
     # ── lifecycle ────────────────────────────────────────────────────────────────────────────
 
-    async def start(self) -> None:
+    async def start_intake(self) -> None:
         settings = self.app.settings
         if settings.slack_app_token is not None:
             self._socket = AsyncSocketModeHandler(
@@ -138,32 +206,45 @@ class SlackBot:
         web_app.router.add_get("/healthz", self._healthz)
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, settings.http_host, settings.http_port).start()
+        self._site = web.TCPSite(self._runner, settings.http_host, settings.http_port)
+        await self._site.start()
         self.http_port = self._runner.addresses[0][1]
         log.info(
             "slack listening",
             extra={"mode": "http", "host": settings.http_host, "port": self.http_port},
         )
 
-    async def stop(self) -> None:
+    async def stop_intake(self) -> None:
+        """Take no new commands; what was acked is still answered (the web client stays)."""
+        self._accepting = False
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def close(self) -> None:
+        await self.stop_intake()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def _http_events(self, request: web.Request) -> web.Response:
+        if not self._accepting:
+            return web.Response(status=503, text="shutting down")
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
-    # ── listeners ────────────────────────────────────────────────────────────────────────────
+    # ── listeners: ack, then hand the work to a tracked task ────────────────────────────────
 
     def _register(self) -> None:
         bolt = self.bolt
         bolt.command("/ainews")(self._on_command)
-        bolt.action(SHARE_ACTION)(self._on_share)
+        bolt.action(re.compile(f"^{re.escape(PREFIX)}"))(self._on_control)
         bolt.action(TOGGLE_ACTION)(self._on_toggle)
         bolt.event("app_mention")(self._on_mention)
         bolt.event("app_home_opened")(self._on_home_opened)
@@ -175,32 +256,41 @@ class SlackBot:
         self.spawn(self._answer_command(command, respond))
 
     async def _answer_command(self, command: dict[str, Any], respond: Any) -> None:
-        text = command.get("text", "")
-        try:
-            reply = await self._run_command(command["user_id"], command.get("channel_id"), text)
-        except Exception:
-            log.exception("command failed", extra={"text": text})
-            reply = Reply(
-                title="エラーが発生しました。しばらくしてからもう一度お試しください。", error=True
-            )
-        if reply.action == "post-digest":
-            self.spawn(self._repost_today())
+        caller = await self._caller(command["user_id"], command.get("channel_id"))
+        answer = await self.core.command(caller, unwrap_links(command.get("text", "")))
+        await self._respond(respond, answer)
+
+    async def _respond(self, respond: Any, answer: Answer, *, replace: bool = False) -> None:
+        reply = answer.reply
         await respond(
-            blocks=reply_blocks(reply, share_value=text),
+            blocks=reply_blocks(reply, controls=answer.controls),
             text=reply_text(reply),
             response_type="ephemeral" if reply.ephemeral else "in_channel",
+            replace_original=replace,
         )
 
-    async def _run_command(self, user_id: str, channel_id: str | None, text: str) -> Reply:
-        ctx = handler_context(
-            self.app,
-            user_id=user_id,
-            channel_id=channel_id,
-            is_admin=await self._is_admin(user_id),
-        )
-        return await handle_command(
-            ctx, text, briefing_config=self.app.briefing_config, platform=PLATFORM
-        )
+    async def _on_control(
+        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], respond: Any
+    ) -> None:
+        await ack()
+        self.spawn(self._answer_control(body, respond))
+
+    async def _answer_control(self, body: dict[str, Any], respond: Any) -> None:
+        channel = (body.get("channel") or {}).get("id")
+        caller = await self._caller(body["user"]["id"], channel)
+        result = await self.core.action(caller, body["actions"][0]["action_id"])
+        if isinstance(result, Shared):
+            await self.client.chat_postMessage(
+                channel=result.channel_id or self.app.settings.slack_channel or "",
+                blocks=share_blocks(result.reply, result.user_id),
+                text=reply_text(result.reply),
+                unfurl_links=False,
+            )
+            return
+        await self._respond(respond, result, replace=not result.reply.error)
+
+    async def _caller(self, user_id: str, channel_id: str | None) -> Caller:
+        return Caller(PLATFORM, user_id, channel_id, await self._is_admin(user_id))
 
     async def _is_admin(self, user_id: str) -> bool:
         if user_id in self._admins:
@@ -215,31 +305,24 @@ class SlackBot:
                 return False
         return self._admin_cache[user_id]
 
-    async def _on_share(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
-        await ack()
-        text = body["actions"][0]["value"]
-        channel = (body.get("channel") or {}).get("id") or self.channel
-        user = body["user"]["id"]
-        self.spawn(self._share(user, channel, text))
-
-    async def _share(self, user: str, channel: str, text: str) -> None:
-        reply = await self._run_command(user, channel, text)
-        blocks = [section(f"<@{user}> が共有しました"), *reply_blocks(reply)]
-        await self.client.chat_postMessage(channel=channel, blocks=blocks, text=reply_text(reply))
-
     async def _on_mention(self, ack: Callable[..., Awaitable[None]], event: dict[str, Any]) -> None:
         await ack()
         self.spawn(self._answer_mention(event))
 
     async def _answer_mention(self, event: dict[str, Any]) -> None:
-        question = " ".join(w for w in event.get("text", "").split() if not w.startswith("<@"))
-        reply = await handle_ask(handler_context(self.app, user_id=event.get("user")), question)
+        words = unwrap_links(event.get("text", "")).split()
+        question = " ".join(w for w in words if not w.startswith("<@"))
+        caller = await self._caller(event.get("user", ""), event["channel"])
+        answer = await self.core.command(caller, f"ask {question}")
         await self.client.chat_postMessage(
             channel=event["channel"],
             thread_ts=event.get("thread_ts") or event["ts"],
-            blocks=reply_blocks(reply),
-            text=reply_text(reply),
+            blocks=reply_blocks(answer.reply),
+            text=reply_text(answer.reply),
+            unfurl_links=False,
         )
+
+    # ── App Home: the user's subscriptions as toggles ───────────────────────────────────────
 
     async def _on_home_opened(
         self, ack: Callable[..., Awaitable[None]], event: dict[str, Any]
@@ -250,11 +333,11 @@ class SlackBot:
 
     async def _on_toggle(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
         await ack()
-        user = body["user"]["id"]
-        slug = body["actions"][0]["value"]
-        self.spawn(self._toggle(user, slug))
+        self.spawn(self._toggle(body["user"]["id"], body["actions"][0]["value"]))
 
     async def _toggle(self, user: str, slug: str) -> None:
+        if slug not in self.app.taxonomy.slugs:
+            return
         current = await self.app.db.run(subscriptions_of, platform=PLATFORM, user_id=user)
         change = unsubscribe if slug in current else subscribe
         await self.app.db.run(change, platform=PLATFORM, user_id=user, categories=[slug])
@@ -281,113 +364,32 @@ class SlackBot:
                         "action_id": TOGGLE_ACTION,
                         "value": category.slug,
                         "text": {"type": "plain_text", "text": "解除" if on else "購読"},
-                        **({"style": "danger"} if on else {"style": "primary"}),
+                        "style": "danger" if on else "primary",
                     },
                 }
             )
         await self.client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
 
-    # ── the daily briefing thread ────────────────────────────────────────────────────────────
 
-    @property
-    def destination(self) -> str:
-        return f"slack:{self.channel}"
-
-    async def publish(self, briefing: Briefing) -> bool:
-        """Post the briefing as a thread, once per channel and day. A claim left by a stopped
-        poster is resumed with only the replies that are missing, from the stored payload."""
-        db = self.app.db
-        claim = await db.run(
-            claim_briefing,
-            day=briefing.day,
-            destination=self.destination,
-            payload=to_payload(briefing),
-            lease_seconds=self.app.settings.briefing_lease,
-        )
-        if claim is None or claim.id is None:
-            log.info("briefing not ours to post", extra={"day": str(briefing.day)})
-            return False
-        briefing = from_payload(claim.payload)
-        parent = claim.parent_ref
-        if parent is None:
-            response = await self.client.chat_postMessage(
-                channel=self.channel,
-                blocks=briefing_parent_blocks(briefing),
-                text=briefing_parent_text(briefing),
-                unfurl_links=False,
-            )
-            parent = str(response["ts"])
-            await db.run(set_parent_ref, briefing_id=claim.id, parent_ref=parent)
-        done = await db.run(posted_items, briefing_id=claim.id)
-        interval = self.app.settings.slack_post_interval
-        for section_ in briefing.sections:
-            for item in section_.items:
-                if item.number in done:
-                    continue
-                await asyncio.sleep(interval)  # Slack allows about one message per second
-                response = await self.client.chat_postMessage(
-                    channel=self.channel,
-                    thread_ts=parent,
-                    blocks=briefing_item_blocks(item, section_.heading),
-                    text=briefing_item_text(item),
-                    unfurl_links=False,
-                )
-                await db.run(
-                    record_post,
-                    briefing_id=claim.id,
-                    item_no=item.number,
-                    message_ref=str(response["ts"]),
-                )
-        await db.run(mark_posted, briefing_id=claim.id, parent_ref=parent)
-        log.info("briefing posted", extra={"day": str(briefing.day), "channel": self.channel})
-        return True
-
-    async def _repost_today(self) -> None:
-        from bot.app import briefing_for
-
-        day = datetime.now(self.app.settings.tz).date()
-        await self.app.db.run(forget_briefing, day=day, destination=self.destination)
-        await self.publish(await briefing_for(self.app, day))
-
-    # ── DM bundles ───────────────────────────────────────────────────────────────────────────
-
-    async def send_subscriptions(self) -> int:
-        """One DM per subscriber with everything new in their categories; returns DMs sent."""
-        bundles = await self.app.db.run(pending_deliveries, platform=PLATFORM)
-        sent = 0
-        for user, items in bundles.items():
-            try:
-                opened = await self.client.conversations_open(users=user)
-                channel = opened["channel"]["id"]
-                await self.client.chat_postMessage(
-                    channel=channel,
-                    blocks=self._bundle_blocks(items),
-                    text=f"購読カテゴリーの新着 {len(items)}件",
-                    unfurl_links=False,
-                )
-            except SlackApiError as exc:
-                log.warning("dm failed", extra={"user": user, "error": str(exc)})
-                continue
-            await self.app.db.run(
-                advance_cursor,
-                platform=PLATFORM,
-                user_id=user,
-                last_summary_id=max(i.summary_id for i in items),
-            )
-            sent += 1
-        return sent
-
-    def _bundle_blocks(self, items: list[PendingItem]) -> list[Block]:
-        shown = sorted(items, key=lambda i: (-i.importance, i.summary_id))[:MAX_DM_ITEMS]
-        blocks: list[Block] = [section(f"*購読カテゴリーの新着 {len(items)}件*")]
-        for item in shown:
-            label = self.app.taxonomy.get(item.category).label
-            blocks.append(
-                section(
-                    f"<{item.url}|{escape(item.title)}>\n{escape(label)} ・ {escape(item.source)}\n"
-                    f"{escape(item.overview)}"
-                )
-            )
-        if len(items) > len(shown):
-            blocks.append(section(f"ほか{len(items) - len(shown)}件"))
-        return blocks
+def build_slack(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
+    """The Slack platform: one web client shared by the listeners and both ports."""
+    settings = app.settings
+    assert settings.slack_bot_token is not None and settings.slack_channel is not None
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+        retry_handlers=[RetryAfterHandler(max_retry_count=5)],
+    )
+    thread = ThreadPublisher(
+        SlackThread(client, settings.slack_channel),
+        db=app.db,
+        lease=settings.briefing_lease,
+        pace=settings.slack_post_interval,  # Slack allows about one message per second
+    )
+    core.threads[PLATFORM] = thread
+    return Platform(
+        name=PLATFORM,
+        intake=SlackBot(app, client=client, core=core, spawn=spawn),
+        thread=thread,
+        fanout=DirectMessageFanout(SlackDirectMessages(client), db=app.db, taxonomy=app.taxonomy),
+    )

@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import re
 
 from bot.render.common import AUTOMATIC, considered, stars
-from bot.render.sanitize import neutralise_mentions, one_line
+from bot.render.sanitize import http_url, neutralise_mentions, one_line
 from jobs.briefing_model import Briefing, BriefingItem, Link
+
+# What makes a line a heading, quote, list item or thematic break when it starts the line.
+# `>`, `*` and `|` are escaped everywhere already.
+_BLOCK_MARKER = re.compile(r"^([#+=-]|[0-9]{1,9}(?=[.)]))")
 
 
 def text(value: str) -> str:
-    """Inline Markdown text: inert mentions, one line, no HTML or link syntax of its own."""
+    """Inline Markdown text: inert mentions, one line, no HTML, link or block syntax of its own
+    (a feed title `# …` or `- …` must not become a heading or a list)."""
     value = one_line(neutralise_mentions(value))
-    for char in ("\\", "`", "*", "_", "[", "]", "<", ">", "|"):
+    for char in ("\\", "`", "*", "_", "~", "[", "]", "<", ">", "|"):
         value = value.replace(char, "\\" + char)
-    return value
+    return _BLOCK_MARKER.sub(_escape_marker, value)
 
 
-def url(value: str) -> str:
-    return quote(value, safe=":/?&=#%+@,;~!$'*-._")
+def _escape_marker(match: re.Match[str]) -> str:
+    marker = match.group(1)
+    if marker[0].isdigit():  # `1.` / `1)`: the list marker is the punctuation after the number
+        return f"{marker}\\"
+    return f"\\{marker}"
 
 
 def link(item: Link) -> str:
-    return f"[{text(item.name)}]({url(item.url)})"
+    """`[label](url)`, or the label alone when the URL is not http(s)."""
+    target = http_url(item.url)
+    return f"[{text(item.name)}]({target})" if target else text(item.name)
 
 
 def render_item(item: BriefingItem) -> list[str]:
@@ -56,6 +66,7 @@ def render_briefing(briefing: Briefing) -> str:
         f"> 🔍 調査カテゴリ: {briefing.categories_considered} / "
         f"調査記事数: {considered(briefing.articles_considered)} / 掲載: {shown}件",
         "",
+        *(f"> {text(note)}\n" for note in briefing.notes),
         "---",
         "",
     ]

@@ -1,35 +1,82 @@
-"""Markdown (CLI, console) rendering of a neutral handler reply."""
+"""Markdown (CLI, console, files) rendering of a neutral handler reply.
+
+Lines keep their breaks: consecutive lines end in a hard break (two spaces), so a list of
+sources stays a list in any Markdown viewer and reads the same as raw text in a terminal.
+"""
 
 from __future__ import annotations
 
 import re
 
-from bot.render.common import AUTOMATIC
-from bot.render.markdown import link, text, url
-from handlers.reply import ArticleRef, Reply
+from bot.render.common import AUTOMATIC, paging_text
+from bot.render.markdown import link, render_briefing, text
+from bot.render.sanitize import code_text, http_url, spaced
+from handlers.reply import ArticleRef, Code, Inline, Line, Reply, Strong
 from jobs.briefing_model import Link
 
-_CITATION = re.compile(r"\\\[(\d+)\\\]")
+_CITATION = re.compile(r"\\\[(\d+)\\\]")  # `[n]` as `text()` escaped it
+_HARD_BREAK = "  \n"
 
 
 def render_reply(reply: Reply) -> str:
-    lines = [f"**{text(reply.title)}**{AUTOMATIC if reply.automatic else ''}", ""]
+    if reply.briefing is not None:
+        return render_briefing(reply.briefing) + "".join(f"\n> {text(n)}\n" for n in reply.notices)
+    blocks = [f"**{text(reply.title)}**{AUTOMATIC if reply.automatic else ''}"]
     if reply.text:
-        lines += [_cited(reply.text, reply.articles), ""]
-    for article in reply.articles:
-        lines += _article(article)
-    return "\n".join(lines).rstrip() + "\n"
+        blocks.append(_cited(reply.text, reply.articles))
+    if reply.lines:
+        blocks += _lines(reply.lines)
+    blocks += ["\n".join(_article(a)) for a in reply.articles]
+    if reply.paging is not None:
+        blocks.append(paging_text(reply.paging))
+    blocks += [f"> {text(n)}" for n in reply.notices]
+    return "\n\n".join(b for b in blocks if b) + "\n"
 
 
 def _cited(body: str, articles: tuple[ArticleRef, ...]) -> str:
-    """`[n]` becomes a link to article n; numbers without an article stay plain text."""
-    urls = {a.number: a.url for a in articles}
+    """Paragraphs of plain text; `[n]` becomes a link to article n, other numbers stay text."""
+    urls = {a.number: target for a in articles if (target := http_url(a.url))}
 
     def link_number(match: re.Match[str]) -> str:
         number = int(match.group(1))
-        return f"[\\[{number}\\]]({url(urls[number])})" if number in urls else match.group(0)
+        return f"[\\[{number}\\]]({urls[number]})" if number in urls else match.group(0)
 
-    return _CITATION.sub(link_number, text(body))
+    paragraphs = re.split(r"\n\s*\n", body.strip())
+    return "\n\n".join(
+        _HARD_BREAK.join(_CITATION.sub(link_number, text(ln)) for ln in p.split("\n") if ln.strip())
+        for p in paragraphs
+    )
+
+
+def _lines(lines: tuple[Line, ...]) -> list[str]:
+    """Runs of bullets become lists; a plain line right after a list item would otherwise be
+    read as part of it, so each run is its own block."""
+    runs: list[list[Line]] = []
+    for ln in lines:
+        if runs and runs[-1][0].bullet == ln.bullet:
+            runs[-1].append(ln)
+        else:
+            runs.append([ln])
+    return [
+        "\n".join(f"- {_parts(ln.parts)}" for ln in run)
+        if run[0].bullet
+        else _HARD_BREAK.join(_parts(ln.parts) for ln in run)
+        for run in runs
+    ]
+
+
+def _parts(parts: tuple[Inline, ...]) -> str:
+    return "".join(_part(p) for p in parts)
+
+
+def _part(part: Inline) -> str:
+    if isinstance(part, str):
+        return spaced(part, text(part))
+    if isinstance(part, Code):
+        return f"`{code_text(part.text)}`"
+    if isinstance(part, Strong):
+        return f"**{text(part.text)}**"
+    return link(Link(part.label, part.url))
 
 
 def _article(article: ArticleRef) -> list[str]:
@@ -42,4 +89,4 @@ def _article(article: ArticleRef) -> list[str]:
     lines = [f"{article.number}. {link(Link(article.title, article.url))}", f"   {meta}"]
     if article.snippet:
         lines.append(f"   {text(article.snippet)}")
-    return [*lines, ""]
+    return lines

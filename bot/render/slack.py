@@ -1,8 +1,11 @@
 """Slack Block Kit rendering of replies and briefings (pure functions).
 
 Feed text is untrusted: mentions are neutralised and `&`, `<`, `>` escaped, so no `<!channel>`,
-`<@U…>`, `<#C…>`, `<!subteam^…>` or `<url|label>` link from an article is ever live. Limits
-enforced here: 50 blocks per message, 3000 characters per section text, 150 per header.
+`<@U…>`, `<#C…>`, `<!subteam^…>` or `<url|label>` link from an article is ever live. (mrkdwn has
+no escape for `*`, `_`, `~` or a backtick: such characters in a title may style a few words, but
+can neither mention anyone nor link anywhere.) Limits enforced here: 50 blocks per message, 3000
+characters per section text, 150 per header. Long text is split over several sections, never cut;
+only when a reply has more blocks than a message holds are articles left out, and it says so.
 """
 
 from __future__ import annotations
@@ -10,19 +13,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.render.common import AUTOMATIC, considered, stars
-from bot.render.sanitize import neutralise_mentions, one_line
-from handlers.reply import ArticleRef, Reply
+from bot.publishing.controls import Control
+from bot.render.common import AUTOMATIC, considered, paging_text, split_text, stars
+from bot.render.sanitize import code_text, http_url, neutralise_mentions, one_line, spaced
+from handlers.reply import ArticleRef, Code, Href, Inline, Line, Reply, Strong
 from jobs.briefing_model import Briefing, BriefingItem, Link
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_FALLBACK = 3000
-SHARE_ACTION = "ainews_share"
+MAX_BUTTON_LABEL = 75
 
 Block = dict[str, Any]
 _CITATION = re.compile(r"\[(\d+)\]")
+# Markup a split must keep whole: a link or mention `<…>` and an entity `&amp;`.
+_ATOMS = re.compile(r"<[^<>\n]*>|&(?:amp|lt|gt);")
+_SLACK_ID = re.compile(r"[A-Z0-9]+")
 
 
 def escape(text: str) -> str:
@@ -36,12 +43,21 @@ def clip(text: str, limit: int) -> str:
 
 
 def link(target: Link) -> str:
-    url = target.url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
-    return f"<{url}|{escape(one_line(target.name))}>"
+    """`<url|label>`; a URL that is not http(s) is shown as its label only."""
+    url = http_url(target.url)
+    label = escape(one_line(target.name))
+    if url is None:
+        return label
+    return f"<{url}|{label or url}>"
 
 
 def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
+
+
+def sections(text: str) -> list[Block]:
+    """As many sections as `text` needs, split at line or sentence ends (never cut)."""
+    return [section(chunk) for chunk in split_text(text, MAX_SECTION, atoms=_ATOMS) if chunk]
 
 
 def header(text: str) -> Block:
@@ -52,44 +68,81 @@ def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_SECTION)}]}
 
 
+def actions(controls: tuple[Control, ...]) -> Block:
+    """One button per control. `action_id` and `value` are both the control's action string:
+    action ids are unique within the message, and the app routes every `ainews:` action to the
+    shared publishing core, which parses the value with `parse_action`."""
+    buttons: list[Block] = []
+    for control in controls:
+        button: Block = {
+            "type": "button",
+            "action_id": control.action,
+            "text": {"type": "plain_text", "text": clip(control.label, MAX_BUTTON_LABEL)},
+            "value": control.action,
+        }
+        if control.primary:
+            button["style"] = "primary"
+        buttons.append(button)
+    return {"type": "actions", "elements": buttons}
+
+
 # ── replies ─────────────────────────────────────────────────────────────────────────────────
 
 
-def reply_blocks(reply: Reply, *, share_value: str | None = None) -> list[Block]:
-    """Blocks of a handler reply; `share_value` adds a "share to channel" button."""
-    if reply.briefing is not None:
-        return briefing_digest_blocks(reply.briefing)
-    title = f"*{escape(reply.title)}*" + (AUTOMATIC if reply.automatic else "")
-    blocks: list[Block] = [section(title)]
-    if reply.text:
-        blocks.append(section(_cited(escape(reply.text), reply.articles)))
-    for article in reply.articles:
-        blocks.append(section(_article_text(article)))
-    if share_value and reply.shareable and not reply.error:
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": SHARE_ACTION,
-                        "text": {"type": "plain_text", "text": "チャンネルに共有"},
-                        "value": clip(share_value, 2000),
-                    }
-                ],
-            }
-        )
-    return _fit(blocks)
+def reply_blocks(reply: Reply, *, controls: tuple[Control, ...] = ()) -> list[Block]:
+    """Blocks of a handler reply, with `controls` (from `reply_controls`) as buttons at the end."""
+    return _reply_blocks(reply, controls, room=MAX_BLOCKS)
+
+
+def share_blocks(reply: Reply, user_id: str) -> list[Block]:
+    """A shared reply as posted in the channel: who shared it, then the reply without buttons
+    (the channel copy is a record of what was shared; everyone in the channel could otherwise
+    page or re-share the sharer's reply)."""
+    if not _SLACK_ID.fullmatch(user_id):
+        raise ValueError(f"not a Slack user id: {user_id!r}")
+    return [context(f"<@{user_id}> が共有しました"), *_reply_blocks(reply, (), MAX_BLOCKS - 1)]
 
 
 def reply_text(reply: Reply) -> str:
     """Plain-text fallback (notifications, screen readers)."""
-    lines = [reply.title, reply.text] + [f"{a.number}. {a.title} {a.url}" for a in reply.articles]
+    lines = [reply.title, reply.text, *(_plain_line(ln) for ln in reply.lines)]
+    lines += [f"{a.number}. {a.title} {a.url}" for a in reply.articles]
+    if reply.paging is not None:
+        lines.append(paging_text(reply.paging))
+    lines += reply.notices
     return clip(escape("\n".join(line for line in lines if line)), MAX_FALLBACK)
 
 
+def _reply_blocks(reply: Reply, controls: tuple[Control, ...], room: int) -> list[Block]:
+    tail = [actions(controls)] if controls else []
+    if reply.briefing is not None:
+        digest = briefing_digest_blocks(reply.briefing, room=room - len(tail) - len(reply.notices))
+        return [*digest, *(context(escape(n)) for n in reply.notices), *tail]
+    head = [section(_strong(reply.title) + (AUTOMATIC if reply.automatic else ""))]
+    if reply.text:
+        head += sections(_cited(escape(reply.text), reply.articles))
+    if reply.lines:
+        head += sections("\n".join(_line(ln) for ln in reply.lines))
+    body = [section(_article_text(a)) for a in reply.articles]
+    after = [context(paging_text(reply.paging))] if reply.paging is not None else []
+    after += [context(escape(n)) for n in reply.notices]
+    return _fit(head, body, [*after, *tail], room)
+
+
+def _fit(head: list[Block], body: list[Block], tail: list[Block], room: int) -> list[Block]:
+    """At most `room` blocks. Articles (`body`) go first, and the buttons, paging and notices
+    (`tail`) are always kept: a reply without its 次へ button cannot be paged at all."""
+    if len(head) + len(body) + len(tail) <= room:
+        return [*head, *body, *tail]
+    keep = room - len(head) - len(tail) - 1
+    if keep >= 0:
+        return [*head, *body[:keep], context(f"ほか{len(body) - keep}件は省略"), *tail]
+    # Text alone longer than a message (some 140,000 characters): its end is left out.
+    return [*head[: room - len(tail) - 1], context("（長すぎるため以降を省略しました）"), *tail]
+
+
 def _cited(text: str, articles: tuple[ArticleRef, ...]) -> str:
-    urls = {a.number: a.url for a in articles}
+    urls = {a.number: url for a in articles if (url := http_url(a.url))}
     return _CITATION.sub(
         lambda m: (
             f"<{urls[int(m.group(1))]}|[{m.group(1)}]>" if int(m.group(1)) in urls else m.group(0)
@@ -98,11 +151,43 @@ def _cited(text: str, articles: tuple[ArticleRef, ...]) -> str:
     )
 
 
+def _line(ln: Line) -> str:
+    rendered = "".join(_part(p) for p in ln.parts)
+    return f"• {rendered}" if ln.bullet else rendered
+
+
+def _part(part: Inline) -> str:
+    if isinstance(part, str):
+        return spaced(part, escape(one_line(part)))
+    if isinstance(part, Code):
+        content = escape(code_text(part.text))
+        return f"`{content}`" if content else ""
+    if isinstance(part, Strong):
+        return _strong(part.text)
+    return link(Link(part.label, part.url))
+
+
+def _strong(text: str) -> str:
+    """`*bold*`. mrkdwn has no escape for `*`; a full-width one cannot end the bold early."""
+    content = escape(one_line(text)).replace("*", "＊")
+    return f"*{content}*" if content else ""
+
+
+def _plain_line(ln: Line) -> str:
+    def plain(part: Inline) -> str:
+        if isinstance(part, Href):
+            return f"{part.label} ({part.url})"
+        return part if isinstance(part, str) else part.text
+
+    text = "".join(plain(p) for p in ln.parts)
+    return f"• {text}" if ln.bullet else text
+
+
 def _article_text(article: ArticleRef) -> str:
     when = article.published.strftime("%Y-%m-%d") if article.published else "日付なし"
-    meta = [escape(article.source), when]
+    meta = [escape(one_line(article.source)), when]
     if article.category:
-        meta.append(escape(article.category))
+        meta.append(escape(one_line(article.category)))
     if article.other_sources:
         meta.append(f"ほか{article.other_sources}媒体")
     text = f"*{article.number}.* {link(Link(article.title, article.url))}\n{' ・ '.join(meta)}"
@@ -111,17 +196,12 @@ def _article_text(article: ArticleRef) -> str:
     return text
 
 
-def _fit(blocks: list[Block]) -> list[Block]:
-    if len(blocks) <= MAX_BLOCKS:
-        return blocks
-    return [*blocks[: MAX_BLOCKS - 1], context(f"ほか{len(blocks) - MAX_BLOCKS + 1}件は省略")]
-
-
 # ── briefings ───────────────────────────────────────────────────────────────────────────────
 
 
 def briefing_parent_blocks(briefing: Briefing) -> list[Block]:
-    """The thread's parent: header, stats, a short trend summary and the section list."""
+    """The thread's parent: header, stats, notes (e.g. how the last publish went), a short trend
+    summary and the section list."""
     blocks: list[Block] = [
         header(f"AI News - {briefing.day.isoformat()}"),
         context(
@@ -129,22 +209,28 @@ def briefing_parent_blocks(briefing: Briefing) -> list[Block]:
             f"調査記事数: {considered(briefing.articles_considered)} / "
             f"掲載: {len(briefing.items)}件"
         ),
+        *(context(escape(note)) for note in briefing.notes),
     ]
     trend = briefing.trend
     if trend.themes:
-        themes = "\n".join(f"• *{escape(h.name)}*: {escape(h.text)}" for h in trend.themes)
+        themes = "\n".join(
+            f"• *{escape(one_line(h.name))}*: {escape(h.text)}" for h in trend.themes
+        )
         mark = AUTOMATIC if trend.automatic else ""
-        blocks.append(section(f"*📊 本日のトレンド{mark}*\n{themes}"))
+        blocks += sections(f"*📊 本日のトレンド{mark}*\n{themes}")
     if trend.outlook:
-        blocks.append(section(f"*今後の展望*\n{escape(trend.outlook)}"))
+        blocks += sections(f"*今後の展望*\n{escape(trend.outlook)}")
     contents = "\n".join(
         f"{escape(s.heading)}: "
-        + ", ".join(f"{i.number}. {escape(clip(one_line(i.title), 60))}" for i in s.items)
+        + ", ".join(
+            f"{i.number}. {escape(clip(one_line(neutralise_mentions(i.title)), 60))}"
+            for i in s.items
+        )
         for s in briefing.sections
     )
     if contents:
-        blocks.append(section(f"*目次*（記事はこのスレッドに続きます）\n{contents}"))
-    return _fit(blocks)
+        blocks += sections(f"*目次*（記事はこのスレッドに続きます）\n{contents}")
+    return _fit(blocks, [], [], MAX_BLOCKS)
 
 
 def briefing_parent_text(briefing: Briefing) -> str:
@@ -152,7 +238,7 @@ def briefing_parent_text(briefing: Briefing) -> str:
 
 
 def briefing_item_blocks(item: BriefingItem, heading: str) -> list[Block]:
-    points = "\n".join(f"• {escape(p)}" for p in item.points[:3])
+    points = "\n".join(f"• {escape(one_line(p))}" for p in item.points[:3])
     mark = AUTOMATIC if item.automatic else ""
     body = (
         f"*概要*: {escape(item.overview)}{mark}\n\n*詳細ポイント*:\n{points}\n\n"
@@ -161,11 +247,11 @@ def briefing_item_blocks(item: BriefingItem, heading: str) -> list[Block]:
     blocks: list[Block] = [
         section(f"*{item.number}. {escape(one_line(item.title))}*"),
         context(f"{escape(heading)} ・ {link(item.source)} ・ 重要度 {stars(item.importance)}"),
-        section(body),
+        *sections(body),
     ]
     extra = []
     if item.keywords:
-        extra.append(f"*関連キーワード*: {escape(', '.join(item.keywords))}")
+        extra.append(f"*関連キーワード*: {escape(', '.join(one_line(k) for k in item.keywords))}")
     if item.related:
         extra.append(f"*関連報道*: {', '.join(link(r) for r in item.related)}")
     if extra:
@@ -177,13 +263,13 @@ def briefing_item_text(item: BriefingItem) -> str:
     return clip(escape(f"{item.number}. {one_line(item.title)} — {item.source.url}"), MAX_FALLBACK)
 
 
-def briefing_digest_blocks(briefing: Briefing) -> list[Block]:
-    """`/ainews digest`: the parent and as many items as fit in one private message."""
+def briefing_digest_blocks(briefing: Briefing, *, room: int = MAX_BLOCKS) -> list[Block]:
+    """`/ainews digest`: the parent and as many whole items as fit in `room` blocks."""
     blocks = briefing_parent_blocks(briefing)
     for section_ in briefing.sections:
         for item in section_.items:
             item_blocks = briefing_item_blocks(item, section_.heading)
-            if len(blocks) + len(item_blocks) > MAX_BLOCKS - 1:
+            if len(blocks) + len(item_blocks) > room - 1:
                 rest = len(briefing.items) - item.number + 1
                 return [*blocks, context(f"ほか{rest}件はチャンネルのスレッドでご覧ください")]
             blocks += item_blocks

@@ -48,6 +48,7 @@ __all__ = [
     "SlackServer",
     "SocketAck",
     "SocketConnection",
+    "block_actions_body",
     "block_errors",
     "decode_json_param",
     "events_api_payload",
@@ -888,6 +889,46 @@ def slash_command_payload(
 def slash_command_body(text: str, **fields: str) -> bytes:
     """`slash_command_payload` form-encoded, the body of an HTTP-mode slash command."""
     return urlencode(slash_command_payload(text, **fields)).encode()
+
+
+def block_actions_body(
+    action_id: str,
+    *,
+    value: str | None = None,
+    user_id: str = "U123",
+    channel_id: str | None = "C123",
+    response_url: str = "http://127.0.0.1:9/response/unset",
+    view_type: str | None = None,
+) -> bytes:
+    """A button click as Slack posts it in HTTP mode: form-encoded `payload=<json>` of type
+    ``block_actions``. `view_type="home"` makes it a click in the App Home tab (no channel, no
+    response_url), as Slack sends those."""
+    action = {
+        "type": "button",
+        "action_id": action_id,
+        "block_id": uuid.uuid4().hex[:5],
+        "text": {"type": "plain_text", "text": "button", "emoji": True},
+        "value": value if value is not None else action_id,
+        "action_ts": f"{time.time():.6f}",
+    }
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": "tester", "name": "tester", "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "fakeVerificationToken0001",
+        "container": {"type": "message", "message_ts": "1700000000.000100"},
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        "is_enterprise_install": False,
+        "actions": [action],
+    }
+    if view_type is not None:
+        payload["container"] = {"type": "view", "view_id": "V0HOME"}
+        payload["view"] = {"id": "V0HOME", "type": view_type, "blocks": []}
+    else:
+        payload["channel"] = {"id": channel_id, "name": "general"}
+        payload["response_url"] = response_url
+    return urlencode({"payload": json.dumps(payload)}).encode()
 
 
 def events_api_payload(

@@ -1,0 +1,60 @@
+"""The small ports a platform adapter implements, and the `Publisher` every destination is.
+
+Refs (`str`) are the platform's own: a Slack `ts`, a Discord message or thread id (or both,
+joined). The core stores them and hands them back; it never looks inside.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from handlers.reply import Reply
+from jobs.briefing_model import Briefing, BriefingItem
+
+
+class DirectMessagesClosed(Exception):
+    """The platform refused a DM to this user (closed DMs, blocked bot, left the server)."""
+
+
+class Publisher(Protocol):
+    """A destination of the daily briefing: a console file, a Slack or a Discord channel."""
+
+    @property
+    def destination(self) -> str:
+        """`console`, `slack:C123`, `discord:456`: the key of the once-per-day claim."""
+        ...
+
+    async def publish(self, briefing: Briefing) -> bool:
+        """Publish once; False when it was not ours to publish (already done, or in progress
+        elsewhere). Raises when the platform failed, so the caller can retry."""
+        ...
+
+
+class ThreadPort(Protocol):
+    @property
+    def destination(self) -> str: ...
+
+    async def post_parent(self, briefing: Briefing) -> str:
+        """Post the parent message (and open its thread); returns the ref items go under."""
+        ...
+
+    async def post_item(self, parent: str, item: BriefingItem, heading: str) -> str:
+        """Post one item into the parent's thread; returns the item message's ref."""
+        ...
+
+    async def edit_parent(self, parent: str, briefing: Briefing) -> None:
+        """Redraw the parent from `briefing` (a resumed thread's parent is made current)."""
+        ...
+
+
+class DirectMessagePort(Protocol):
+    @property
+    def platform(self) -> str: ...
+
+    async def open_dm(self, user_id: str) -> str:
+        """The DM channel with the user; raises DirectMessagesClosed when refused."""
+        ...
+
+    async def send_bundle(self, channel: str, bundle: Reply) -> None:
+        """Send one bundle; raises DirectMessagesClosed when refused."""
+        ...
