@@ -12,6 +12,7 @@ from bot.demo.run import run_demo
 from handlers.commands import handle_command
 from handlers.reply import Code, Reply, RepostBriefing, plain_text
 from tests.conftest import DEMO_DAY, demo_clock, make_settings
+from tests.fakes.openai_server import OpenAIServer
 
 
 @pytest.fixture
@@ -93,3 +94,35 @@ async def test_post_digest_is_an_effect_for_admins_only(app: App) -> None:
     assert "ワークスペース管理者" not in refused.title  # the wording fits every platform
     reply = await run(app, "post-digest", admin=True)
     assert not reply.error and reply.effect == RepostBriefing(DEMO_DAY)
+
+
+async def test_digest_is_built_once_per_day_whoever_asks(
+    tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    """A digest request never rebuilds the briefing: the model writes the day's trend once,
+    and every later `digest` — from anyone — is the stored briefing."""
+    settings = make_settings(tmp_path)
+    await run_demo(settings)
+    database = settings.var_dir / "demo" / "ainews-demo.sqlite3"
+    openai_server.enqueue_json(
+        {
+            "themes": [{"name": "推論チップ", "text": "Hoshizora AIが量産を開始した（#1）。"}],
+            "organisations": [],
+            "outlook": "推論向けハードウェアの競争が続く見通し。",
+        }
+    )
+    llm_settings = make_settings(
+        tmp_path,
+        DATABASE_URL=f"sqlite:///{database}",
+        OPENAI_API_KEY="test",
+        OPENAI_BASE_URL=openai_server.base_url + "/v1",
+        AINEWS_LLM_MAX_RETRIES=0,
+    )
+    async with open_app(llm_settings, llm=True, clock=demo_clock) as app:
+        replies = [await run(app, "digest", user=f"U{n}") for n in range(5)]
+        replies.append(await run(app, "digest 2026-11-23"))
+    assert len(openai_server.requests) == 1
+    briefings = {id(r.briefing) for r in replies}
+    assert len(briefings) == len(replies)  # each read from storage…
+    assert all(r.briefing == replies[0].briefing for r in replies)  # …and all the same
+    assert replies[0].briefing is not None and not replies[0].briefing.trend.automatic

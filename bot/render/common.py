@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from handlers.reply import Paging
+from handlers.reply import ArticleRef, Paging
 
 AUTOMATIC = "（自動抽出）"
 
@@ -19,6 +19,18 @@ def considered(count: int) -> str:
     if count >= 100:
         return f"約{round(count, -1)}件"
     return f"{count}件"
+
+
+def article_meta(article: ArticleRef, escape: Callable[[str], str]) -> str:
+    """`source ・ date ・ category ・ ほかN媒体` under an article in a reply; `escape` is the
+    renderer's own, applied to the parts that come from feeds."""
+    when = article.published.strftime("%Y-%m-%d") if article.published else "日付なし"
+    meta = [escape(" ".join(article.source.split())), when]
+    if article.category:
+        meta.append(escape(" ".join(article.category.split())))
+    if article.other_sources:
+        meta.append(f"ほか{article.other_sources}媒体")
+    return " ・ ".join(meta)
 
 
 def paging_text(paging: Paging) -> str:

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.render.common import AUTOMATIC, considered, paging_text, split_text, stars
+from bot.render.common import (
+    AUTOMATIC,
+    article_meta,
+    considered,
+    paging_text,
+    split_text,
+    stars,
+)
 from bot.render.sanitize import code_text, http_url, neutralise_mentions, one_line, spaced
 from handlers.reply import ArticleRef, Code, Inline, Line, Reply, Strong
 from jobs.briefing_model import Briefing, BriefingItem, Link
@@ -335,13 +342,8 @@ def _article_embeds(articles: tuple[ArticleRef, ...]) -> list[discord.Embed]:
 
 
 def _article_text(article: ArticleRef) -> str:
-    when = article.published.strftime("%Y-%m-%d") if article.published else "日付なし"
-    meta = [escape(one_line(article.source)), when]
-    if article.category:
-        meta.append(escape(one_line(article.category)))
-    if article.other_sources:
-        meta.append(f"ほか{article.other_sources}媒体")
-    text = f"**{article.number}.** {link(Link(article.title, article.url))}\n{' ・ '.join(meta)}"
+    meta = article_meta(article, escape)
+    text = f"**{article.number}.** {link(Link(article.title, article.url))}\n{meta}"
     if article.snippet:
         text += f"\n> {escape(one_line(article.snippet))}"
     return text

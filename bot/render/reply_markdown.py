@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from bot.render.common import AUTOMATIC, paging_text
+from bot.render.common import AUTOMATIC, article_meta, paging_text
 from bot.render.markdown import link, render_briefing, text
 from bot.render.sanitize import code_text, http_url, spaced
 from handlers.reply import ArticleRef, Code, Inline, Line, Reply, Strong
@@ -80,12 +80,7 @@ def _part(part: Inline) -> str:
 
 
 def _article(article: ArticleRef) -> list[str]:
-    when = article.published.strftime("%Y-%m-%d") if article.published else "日付なし"
-    meta = f"{text(article.source)} ・ {when}"
-    if article.category:
-        meta += f" ・ {text(article.category)}"
-    if article.other_sources:
-        meta += f" ・ ほか{article.other_sources}媒体"
+    meta = article_meta(article, text)
     lines = [f"{article.number}. {link(Link(article.title, article.url))}", f"   {meta}"]
     if article.snippet:
         lines.append(f"   {text(article.snippet)}")
