@@ -157,3 +157,16 @@ def redate_articles(database_url: str, *, days: int) -> None:
             session.commit()
     finally:
         engine.dispose()
+
+
+async def matching_urls(tmp_path: Path, database: Path, text: str) -> list[str]:
+    """Every stored article that `search <text>` must find, straight from the search index:
+    what an answer in chat is compared with."""
+    from bot.app import handler_context, open_app
+    from handlers.filters import SearchRequest
+    from handlers.search import find
+
+    settings = make_settings(tmp_path, DATABASE_URL=f"sqlite:///{database}")
+    async with open_app(settings) as app:
+        page = await find(handler_context(app), SearchRequest(text=text, limit=1000))
+    return sorted(hit.url for hit in page.hits)
