@@ -452,3 +452,45 @@ async def test_slack_and_discord_in_one_ainews_run(
     assert f"AI News - {day.isoformat()}" in json.dumps(parent.embeds, ensure_ascii=False)
     assert len(fake.messages_in(parent.thread_id or 0)) == 20
     assert len([m for m in slack.messages_in(CHANNEL) if m.thread_ts]) == 20
+
+
+async def test_the_scheduled_briefing_reaches_every_destination_in_one_run(
+    tmp_path: Path, demo_database: Path, fake: DiscordServer
+) -> None:
+    """`run_bot` with Slack and Discord enabled, started on the demo clock after the briefing
+    time: the catch-up run builds the day's briefing once and publishes it to the file, the
+    Slack channel and the Discord channel."""
+    from bot.scheduler import run_bot
+    from storage.briefings import daily_briefing
+    from tests.test_slack import CHANNEL, SECRET
+
+    async with SlackServer() as slack:
+        settings = discord_settings(
+            tmp_path,
+            demo_database,
+            fake,
+            SLACK_BOT_TOKEN="xoxb-test",
+            SLACK_SIGNING_SECRET=SECRET,
+            AINEWS_SLACK_CHANNEL=CHANNEL,
+            SLACK_API_URL=slack.api_url,
+            AINEWS_HTTP_HOST="127.0.0.1",
+            AINEWS_HTTP_PORT=0,
+            AINEWS_SLACK_POST_INTERVAL=0,
+            AINEWS_BRIEFING_TIME="11:00",  # DEMO_NOW is 12:00: within the catch-up grace
+        )
+        stop = asyncio.Event()
+        async with open_app(settings, fetching=True, clock=demo_clock) as app:
+            run = asyncio.create_task(run_bot(app, stop=stop))
+            await slack.wait_for_message(count=21, timeout=30)
+            await fake.wait_for_message(count=21, timeout=30)
+            briefing_file = settings.briefings_dir / f"{DEMO_DAY.isoformat()}.md"
+            while not briefing_file.exists():
+                await asyncio.sleep(0.02)
+            stop.set()
+            await asyncio.wait_for(run, timeout=30)
+            stored = await app.db.run(daily_briefing, day=DEMO_DAY)
+    assert stored is not None and len(stored["sections"]) > 0
+    assert briefing_file.read_text(encoding="utf-8").startswith(f"# AI News - {DEMO_DAY}")
+    [parent] = [m for m in fake.messages_in(TEXT_CHANNEL_ID) if m.thread_id]
+    assert len(fake.messages_in(parent.thread_id or 0)) == 20
+    assert len([m for m in slack.messages_in(CHANNEL) if m.thread_ts]) == 20

@@ -421,7 +421,7 @@ def build_discord(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
     thread = ThreadPublisher(
         DiscordThread(client, settings.discord_channel_id), db=app.db, lease=settings.briefing_lease
     )
-    core.threads[PLATFORM] = thread
+    core.add_thread(PLATFORM, thread)
     return Platform(
         name=PLATFORM,
         intake=client,

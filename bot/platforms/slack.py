@@ -386,7 +386,7 @@ def build_slack(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
         lease=settings.briefing_lease,
         pace=settings.slack_post_interval,  # Slack allows about one message per second
     )
-    core.threads[PLATFORM] = thread
+    core.add_thread(PLATFORM, thread)
     return Platform(
         name=PLATFORM,
         intake=SlackBot(app, client=client, core=core, spawn=spawn),

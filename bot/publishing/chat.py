@@ -73,6 +73,10 @@ class ChatCore:
         self.spawn = spawn
         self.threads = dict(threads or {})
 
+    def add_thread(self, platform: str, thread: ThreadPublisher) -> None:
+        """Where `post-digest` from `platform` publishes: that platform's briefing channel."""
+        self.threads[platform] = thread
+
     async def command(self, caller: Caller, text: str) -> Answer:
         text = " ".join(text.split())
         try:
