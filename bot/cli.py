@@ -54,12 +54,13 @@ def settings_or_exit(**overrides: Any) -> Settings:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; turn known operator errors into one line and exit 1."""
+    from bot.publishing.platform import StartupError
     from bot.sources_file import SourcesFileError
     from storage.taxonomy import TaxonomyError
 
     try:
         return asyncio.run(coro)
-    except (SourcesFileError, TaxonomyError) as exc:
+    except (SourcesFileError, TaxonomyError, StartupError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:

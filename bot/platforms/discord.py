@@ -25,7 +25,7 @@ from bot.app import App
 from bot.publishing.chat import Answer, Caller, ChatCore, Shared, Spawn
 from bot.publishing.controls import PREFIX, Control
 from bot.publishing.fanout import DirectMessageFanout
-from bot.publishing.platform import Platform
+from bot.publishing.platform import Platform, StartupError
 from bot.publishing.ports import DirectMessagesClosed
 from bot.publishing.thread import ThreadPublisher
 from bot.render.discord import (
@@ -46,6 +46,7 @@ PLATFORM = "discord"
 NO_MENTIONS = discord.AllowedMentions.none()
 READY_TIMEOUT = 60.0
 CANNOT_DM = 50007  # Discord's "Cannot send messages to this user"
+RESTARTING = "ainews は再起動中です。少し待ってからもう一度お試しください。"
 
 
 def configure_endpoints(api_url: str | None, gateway_url: str | None) -> None:
@@ -169,6 +170,9 @@ class DiscordBot(discord.Client):
     """`/ainews` commands and buttons. Each callback defers, then spawns the real work."""
 
     def __init__(self, app: App, *, core: ChatCore, spawn: Spawn) -> None:
+        # Voice is never used: its optional libraries need not be installed or warned about.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True  # channel cache for the briefing channel; not privileged
         # One briefing channel needs no member cache: READY need not wait 2 s for more guilds.
@@ -186,25 +190,36 @@ class DiscordBot(discord.Client):
     # ── lifecycle (the core's `Intake`) ────────────────────────────────────────────────────
 
     async def start_intake(self) -> None:
-        """Log in, sync the commands, connect the gateway and wait for READY."""
+        """Log in, sync the commands, connect the gateway and wait for READY. On failure the
+        client is closed again: a late READY must not leave a half-started bot taking
+        interactions that nobody will shut down."""
         settings = self.app.settings
         assert settings.discord_token is not None
         configure_endpoints(settings.discord_api_url, settings.discord_gateway_url)
-        await self.login(settings.discord_token.get_secret_value())
-        self._connection_task = asyncio.create_task(self.connect(reconnect=True))
-        ready = asyncio.create_task(self.wait_until_ready())
-        await asyncio.wait(
-            {ready, self._connection_task},
-            timeout=READY_TIMEOUT,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if self._connection_task.done():
-            ready.cancel()
-            self._connection_task.result()  # raises the reason (bad token, no gateway)
-            raise RuntimeError("discord gateway closed before READY")
-        if not ready.done():
-            ready.cancel()
-            raise TimeoutError(f"discord gateway not ready within {READY_TIMEOUT:.0f} s")
+        try:
+            try:
+                await self.login(settings.discord_token.get_secret_value())
+            except discord.LoginFailure:
+                raise StartupError(
+                    "DISCORD_TOKEN: Discord refused the token (reset it under Bot in the "
+                    "Developer Portal)"
+                ) from None
+            self._connection_task = asyncio.create_task(self.connect(reconnect=True))
+            ready = asyncio.create_task(self.wait_until_ready())
+            await asyncio.wait(
+                {ready, self._connection_task},
+                timeout=READY_TIMEOUT,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not ready.done():
+                ready.cancel()
+                if self._connection_task.done():
+                    self._connection_task.result()  # raises the reason (bad token, no gateway)
+                    raise RuntimeError("discord gateway closed before READY")
+                raise TimeoutError(f"discord gateway not ready within {READY_TIMEOUT:.0f} s")
+        except BaseException:
+            await self.close()
+            raise
         log.info("discord connected", extra={"user": str(self.user), "guilds": len(self.guilds)})
 
     async def setup_hook(self) -> None:
@@ -229,7 +244,12 @@ class DiscordBot(discord.Client):
             await asyncio.gather(self._connection_task, return_exceptions=True)
 
     async def _accepting(self, interaction: discord.Interaction[Any]) -> bool:
-        return self._accepting_commands
+        """After `stop_intake`, say so instead of leaving the user with "did not respond"."""
+        if self._accepting_commands:
+            return True
+        if interaction.type is discord.InteractionType.application_command:
+            await interaction.response.send_message(RESTARTING, ephemeral=True)
+        return False
 
     # ── commands ───────────────────────────────────────────────────────────────────────────
 
@@ -374,7 +394,10 @@ class DiscordBot(discord.Client):
             return
         data: dict[str, Any] = dict(interaction.data or {})
         custom_id = str(data.get("custom_id", ""))
-        if not custom_id.startswith(PREFIX) or not self._accepting_commands:
+        if not custom_id.startswith(PREFIX):
+            return
+        if not self._accepting_commands:
+            await interaction.response.send_message(RESTARTING, ephemeral=True)
             return
         await interaction.response.defer()  # "deferred update": the message stays until edited
         self.spawn(self._answer_control(interaction, custom_id))

@@ -10,6 +10,10 @@ from bot.publishing.fanout import DirectMessageFanout
 from bot.publishing.thread import ThreadPublisher
 
 
+class StartupError(Exception):
+    """A platform could not start, worded for an operator in one line naming the variable."""
+
+
 class Intake(Protocol):
     """Where a platform's commands come in. Shutdown calls `stop_intake` first (nothing new is
     acked), waits for the acked work, then `close`s the clients that work needed."""
