@@ -114,7 +114,7 @@ async def open_app(
             )
             app.parser = await stack.enter_async_context(ParsePool(settings.parse_workers))
         if llm and settings.openai_api_key is not None:
-            app.llm = await stack.enter_async_context(_openai(settings, db))
+            app.llm = await stack.enter_async_context(_openai(settings, db, clock))
         yield app
 
 
@@ -133,7 +133,9 @@ def _http_session(
 
 
 @asynccontextmanager
-async def _openai(settings: Settings, db: Database) -> AsyncIterator[LLM]:
+async def _openai(
+    settings: Settings, db: Database, clock: Callable[[], datetime]
+) -> AsyncIterator[LLM]:
     from openai import AsyncOpenAI
 
     from bot.llm import OpenAIChat, TokenBudget
@@ -149,7 +151,9 @@ async def _openai(settings: Settings, db: Database) -> AsyncIterator[LLM]:
     counter = await asyncio.to_thread(
         load_counter, settings.model, settings.tiktoken_cache_dir or settings.var_dir / "tiktoken"
     )
-    budget = TokenBudget(db=db, daily_limit=settings.daily_token_budget, tz=settings.tz)
+    budget = TokenBudget(
+        db=db, daily_limit=settings.daily_token_budget, tz=settings.tz, clock=clock
+    )
     try:
         yield OpenAIChat(client=client, model=settings.model, tokens=counter, budget=budget)
     finally:

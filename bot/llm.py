@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, tzinfo
 from typing import Any
 
@@ -18,6 +19,7 @@ import openai
 from openai import AsyncOpenAI
 
 from jobs.llm import BudgetExhausted, InvalidOutput, LLMError, LLMReply, TokenCounter
+from storage.clock import utcnow
 from storage.db import Database
 from storage.usage import record_usage, tokens_used_on
 
@@ -36,15 +38,24 @@ class TokenBudget:
     nothing in flight is refused with `BudgetExhausted`.
     """
 
-    def __init__(self, *, db: Database, daily_limit: int, tz: tzinfo) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        daily_limit: int,
+        tz: tzinfo,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db = db
         self.daily_limit = daily_limit
         self.tz = tz
+        self.clock = clock
         self._changed = asyncio.Condition()
         self._reserved = 0
 
     def today(self) -> date:
-        return datetime.now(self.tz).date()
+        """The local day the budget counts; from the app's clock, so tests can pin it."""
+        return self.clock().astimezone(self.tz).date()
 
     async def reserve(self, tokens: int) -> None:
         async with self._changed:

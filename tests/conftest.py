@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +17,9 @@ import pytest
 from bot.config import PROJECT_ROOT, Settings
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.openai_server import OpenAIServer
+
+if TYPE_CHECKING:
+    from jobs.briefing import BriefingConfig
 
 DEMO_FEEDS = PROJECT_ROOT / "bot" / "demo" / "feeds"
 # The demo feeds' newest briefing day, and a moment after its briefing was due: tests over demo
@@ -133,10 +137,10 @@ def postgres_url() -> Iterator[str]:
     yield url
 
 
-def redate_articles(database_url: str, *, days: int) -> None:
-    """Shift every article's dates by whole days: fixed sample data made relative to the clock
-    of the run, for a test whose process reads the real clock (`DEMO_DAY`'s briefing becomes
-    that of `DEMO_DAY + days`, item for item)."""
+def redate_articles(database_url: str, *, days: int = 0, by: timedelta = timedelta(0)) -> None:
+    """Shift every article's dates by `days` whole days plus `by`: fixed sample data made
+    relative to the clock of the run, for a test whose process reads the real clock
+    (`DEMO_DAY`'s briefing becomes that of `DEMO_DAY + days`, item for item)."""
     from sqlmodel import Session, select
 
     from storage.clock import ensure_utc
@@ -148,7 +152,7 @@ def redate_articles(database_url: str, *, days: int) -> None:
         with Session(engine) as session:
             articles = session.exec(select(Article)).all()
             assert articles, "no articles to redate"
-            shift = timedelta(days=days)
+            shift = timedelta(days=days) + by
             for article in articles:
                 if article.published_at is not None:
                     article.published_at = ensure_utc(article.published_at) + shift
@@ -157,6 +161,26 @@ def redate_articles(database_url: str, *, days: int) -> None:
             session.commit()
     finally:
         engine.dispose()
+
+
+def redate_for_a_live_run(
+    database_url: str, *, config: BriefingConfig, now: datetime
+) -> tuple[date, time]:
+    """For a test of the real `ainews run` process, which reads the real clock: a briefing time
+    twelve hours away from `now`, and the demo data moved so that `DEMO_DAY`'s briefing (under
+    `config`) becomes, item for item, the newest complete one at `now` under that time. Returns
+    that day and the time to give the process as AINEWS_BRIEFING_TIME. With the default 08:30 a
+    run started between 08:30 and 11:30 would first catch up on the day's briefing by itself,
+    and one near 08:30 could see the day change between this call and its own."""
+    from jobs.briefing import briefing_window
+    from jobs.daily import latest_complete_day
+
+    away = (now.astimezone(config.tz) + timedelta(hours=12)).time()
+    live = replace(config, briefing_time=time(away.hour, away.minute))
+    day = latest_complete_day(now, live)
+    shift = briefing_window(day, live)[1] - briefing_window(DEMO_DAY, config)[1]
+    redate_articles(database_url, by=shift)
+    return day, live.briefing_time
 
 
 async def matching_urls(tmp_path: Path, database: Path, text: str) -> list[str]:

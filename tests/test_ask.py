@@ -15,7 +15,7 @@ from bot.demo.run import run_demo
 from bot.render.reply_markdown import render_reply
 from handlers.ask import NOTHING_FOUND, handle_ask, question_terms
 from handlers.reply import plain_text
-from tests.conftest import make_settings
+from tests.conftest import demo_clock, make_settings
 from tests.fakes.openai_server import OpenAIServer
 
 FENCE = re.compile(r"<<<ARTICLE (\w+)>>>\n(.*)\n<<<END ARTICLE \1>>>", re.S)
@@ -39,7 +39,7 @@ async def app(
         OPENAI_BASE_URL=openai_server.base_url + "/v1",
         AINEWS_LLM_MAX_RETRIES=0,
     )
-    async with open_app(settings, llm=True) as app:
+    async with open_app(settings, llm=True, clock=demo_clock) as app:
         yield app
 
 
@@ -146,7 +146,7 @@ async def test_without_a_key_the_top_articles_are_listed_and_marked(
     tmp_path: Path, demo_database: Path
 ) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=f"sqlite:///{demo_database}")
-    async with open_app(settings, llm=True) as app:
+    async with open_app(settings, llm=True, clock=demo_clock) as app:
         assert app.llm is None
         reply = await handle_ask(handler_context(app), "Kumo Relayとは？")
     assert reply.automatic

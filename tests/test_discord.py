@@ -35,7 +35,7 @@ from tests.conftest import (
     demo_clock,
     make_settings,
     matching_urls,
-    redate_articles,
+    redate_for_a_live_run,
 )
 from tests.fakes.discord_server import (
     BOT_TOKEN,
@@ -390,10 +390,9 @@ async def test_slack_and_discord_in_one_ainews_run(
 
     async with open_app(make_settings(tmp_path)) as app:
         config = app.briefing_config
-    from jobs.daily import latest_complete_day
-
-    day = latest_complete_day(utcnow(), config)
-    redate_articles(f"sqlite:///{demo_database}", days=(day - DEMO_DAY).days)
+    day, briefing_time = redate_for_a_live_run(
+        f"sqlite:///{demo_database}", config=config, now=utcnow()
+    )
     expected = await matching_urls(tmp_path, demo_database, "半導体")
     assert 0 < len(expected) <= 10  # one page
     async with SlackServer() as slack:
@@ -412,6 +411,7 @@ async def test_slack_and_discord_in_one_ainews_run(
             "AINEWS_SLACK_POST_INTERVAL": "0",
             "AINEWS_ADMIN_USERS": f"UADMIN,{USER_ID}",
             "AINEWS_SHUTDOWN_GRACE": "5",
+            "AINEWS_BRIEFING_TIME": briefing_time.strftime("%H:%M"),
             "DISCORD_TOKEN": BOT_TOKEN,
             "AINEWS_DISCORD_CHANNEL_ID": str(TEXT_CHANNEL_ID),
             "AINEWS_DISCORD_GUILD_ID": str(GUILD_ID),
@@ -494,3 +494,33 @@ async def test_the_scheduled_briefing_reaches_every_destination_in_one_run(
     [parent] = [m for m in fake.messages_in(TEXT_CHANNEL_ID) if m.thread_id]
     assert len(fake.messages_in(parent.thread_id or 0)) == 20
     assert len([m for m in slack.messages_in(CHANNEL) if m.thread_ts]) == 20
+
+
+async def test_a_refused_token_stops_ainews_run_with_one_line(
+    tmp_path: Path, fake: DiscordServer
+) -> None:
+    fake.valid_tokens = {"the-real-token"}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bad-token.sqlite3'}",
+        "AINEWS_VAR_DIR": str(tmp_path / "var"),
+        "AINEWS_SOURCES_FILE": str(tmp_path / "none.toml"),
+        "DISCORD_TOKEN": "not-the-token",
+        "AINEWS_DISCORD_CHANNEL_ID": str(TEXT_CHANNEL_ID),
+        "AINEWS_DISCORD_API_URL": fake.api_url,
+        "AINEWS_DISCORD_GATEWAY_URL": fake.gateway_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        AINEWS, "run", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    assert b"DISCORD_TOKEN: Discord refused the token" in err
+    assert b"Traceback" not in err and b"not-the-token" not in err
+
+
+async def test_after_intake_stops_a_command_is_told_to_retry(running: Running) -> None:
+    await running.bot.stop_intake()
+    [reply] = await running.answer(await running.command("search", query="AI"), count=1)
+    assert reply.type == CallbackType.MESSAGE and reply.ephemeral
+    assert "再起動中" in text_of(reply)

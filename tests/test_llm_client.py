@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import openai
 import pytest
@@ -38,6 +39,15 @@ SCHEMA: dict[str, Any] = {
     "properties": {"answer": {"type": "string"}},
 }
 MAX_OUTPUT = 150
+# The budget's clock, fixed (passed to open_app): a test that records usage and then calls
+# again must not see a fresh
+# budget because midnight in Tokyo (15:00 UTC) passed in between.
+BUDGET_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+BUDGET_DAY = BUDGET_NOW.date()
+
+
+def budget_clock() -> datetime:
+    return BUDGET_NOW
 
 
 @asynccontextmanager
@@ -48,7 +58,9 @@ async def chat(tmp_path: Path, server: OpenAIServer, **overrides: Any) -> AsyncI
         "AINEWS_LLM_MAX_RETRIES": 2,
         "AINEWS_LLM_TIMEOUT": 10.0,
     }
-    async with open_app(make_settings(tmp_path, **(env | overrides)), llm=True) as app:
+    async with open_app(
+        make_settings(tmp_path, **(env | overrides)), llm=True, clock=budget_clock
+    ) as app:
         assert isinstance(app.llm, OpenAIChat)
         yield app.llm
 

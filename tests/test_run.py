@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, func, select
@@ -20,9 +21,11 @@ from bot.scheduler import run_bot
 from jobs.briefing_model import Briefing, Trend
 from storage.models import Article, Summary
 from storage.sources import SourceSpec, add_missing_sources
-from tests.conftest import TEST_FEEDS, make_settings
+from tests.conftest import DEMO_NOW, TEST_FEEDS, demo_clock, make_settings
 from tests.fakes.feed_server import FeedServer
 from tests.test_cli import AINEWS
+
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -46,14 +49,13 @@ def count(settings: Settings, model: type[Article] | type[Summary]) -> int:
 async def test_run_polls_summarises_and_catches_up_todays_briefing(
     tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """On the demo clock (12:00 in Tokyo) with the briefing due at 11:00: started within the
+    grace period, the bot publishes that day's briefing at once."""
     feed_server.add("/ja.xml", (TEST_FEEDS / "rss2_ja.xml").read_bytes())
-    now = datetime.now(Settings(_env_file=None).tz)  # type: ignore[call-arg]
-    just_passed = (now - timedelta(minutes=1)).strftime("%H:%M")
-    if now.strftime("%H:%M") < just_passed:  # just after midnight: no briefing time has passed
-        pytest.skip("briefing time would be yesterday")
-    settings = make_settings(tmp_path, AINEWS_BRIEFING_TIME=just_passed)
+    now = DEMO_NOW
+    settings = make_settings(tmp_path, AINEWS_BRIEFING_TIME="11:00")
     stop = asyncio.Event()
-    async with open_app(settings, fetching=True) as app:
+    async with open_app(settings, fetching=True, clock=demo_clock) as app:
         spec = SourceSpec(url=feed_server.url("/ja.xml"), name="ja", category="japan")
         await app.db.run(add_missing_sources, specs=[spec])
         bot = asyncio.create_task(run_bot(app, stop=stop))
@@ -118,6 +120,9 @@ async def test_ainews_run_stops_cleanly_on_signal(
         "AINEWS_SOURCES_FILE": str(tmp_path / "none.toml"),
         "AINEWS_FETCH_TIMEOUT": "60",
         "AINEWS_SHUTDOWN_GRACE": grace,
+        # Twelve hours away: no briefing is due or caught up while the test runs, whatever
+        # the time of day it runs at.
+        "AINEWS_BRIEFING_TIME": (datetime.now(TOKYO) + timedelta(hours=12)).strftime("%H:%M"),
     }
     add = await asyncio.create_subprocess_exec(
         AINEWS, "sources", "add", feed_server.url("/slow.xml"), env=env, cwd=tmp_path

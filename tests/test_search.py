@@ -947,7 +947,7 @@ def test_parse_search_text_rejects_bad_filters_clearly(settings: Settings) -> No
 async def test_handle_search_without_words_explains_usage_and_pages_results(
     tmp_path: Path,
 ) -> None:
-    async with open_app(make_settings(tmp_path)) as app:
+    async with open_app(make_settings(tmp_path), clock=lambda: NOW) as app:
         await build_corpus(app)
         ctx = handler_context(app)
         for empty in ("", "   ", "-規制", 'category:infra ""'):

@@ -37,7 +37,7 @@ from tests.conftest import (
     demo_clock,
     make_settings,
     matching_urls,
-    redate_articles,
+    redate_for_a_live_run,
 )
 from tests.fakes.openai_server import OpenAIServer
 from tests.fakes.slack_server import (
@@ -744,10 +744,9 @@ async def test_ainews_run_in_http_mode_answers_and_posts_on_demand(
     settings = make_settings(tmp_path)
     async with open_app(settings) as app:
         config = app.briefing_config
-    from jobs.daily import latest_complete_day
-
-    day = latest_complete_day(utcnow(), config)
-    redate_articles(f"sqlite:///{demo_database}", days=(day - DEMO_DAY).days)
+    day, briefing_time = redate_for_a_live_run(
+        f"sqlite:///{demo_database}", config=config, now=utcnow()
+    )
     expected = await matching_urls(tmp_path, demo_database, "半導体")
     assert 0 < len(expected) <= 10  # one page
     env = {
@@ -765,6 +764,7 @@ async def test_ainews_run_in_http_mode_answers_and_posts_on_demand(
         "AINEWS_SLACK_POST_INTERVAL": "0",
         "AINEWS_ADMIN_USERS": "UADMIN",
         "AINEWS_SHUTDOWN_GRACE": "2",
+        "AINEWS_BRIEFING_TIME": briefing_time.strftime("%H:%M"),  # nothing due while we test
     }
     process = await asyncio.create_subprocess_exec(
         AINEWS, "run", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE

@@ -12,8 +12,10 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
@@ -34,6 +36,16 @@ FENCE = re.compile(
     r"<<<ARTICLE (?P<nonce>[0-9a-f]+)>>>\n(?P<text>.*)\n<<<END ARTICLE (?P=nonce)>>>", re.S
 )
 FAST_RETRY = {"retry-after-ms": "1"}
+# The budget's clock, fixed (passed to open_app): a test that fills the budget and then
+# calls again must not see a
+# fresh one because midnight in Tokyo (15:00 UTC) passed in between.
+BUDGET_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+BUDGET_DAY = BUDGET_NOW.date()
+
+
+def budget_clock() -> datetime:
+    return BUDGET_NOW
+
 
 NIMBUS = (
     "Nimbus Labs、新モデルNimbus-2を発表",
@@ -136,7 +148,7 @@ async def llm_app(
     if server is not None:
         env |= {"OPENAI_API_KEY": "test", "OPENAI_BASE_URL": server.base_url + "/v1"}
     env |= overrides
-    async with open_app(make_settings(tmp_path, **env), llm=True) as app:
+    async with open_app(make_settings(tmp_path, **env), llm=True, clock=budget_clock) as app:
         yield app
 
 
@@ -577,7 +589,7 @@ async def test_usage_already_recorded_today_counts_against_the_budget(
         assert app.llm is not None
         await app.db.run(
             record_usage,
-            day=app.llm.budget.today(),  # type: ignore[attr-defined]
+            day=BUDGET_DAY,
             model="gpt-4o-mini",
             purpose="briefing",
             prompt_tokens=4000,
