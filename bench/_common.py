@@ -1190,11 +1190,6 @@ def report(o: Outcome) -> list[str]:
             f"EXPERIMENT: the loop's default executor (db.run, to_thread) has "
             f"{args.executor_threads} threads (default min(32, CPUs + 4))"
         )
-    if args.nice_workers:
-        log(
-            f"EXPERIMENT: parse workers started with os.nice({args.nice_workers}) "
-            "(a ProcessPoolExecutor initializer patched in by the bench)"
-        )
     if args.diagnose:
         log("DIAGNOSTIC RUN: asyncio debug mode is on, which slows asyncio itself: the latencies")
         log("below are not the benchmark's")
@@ -1501,21 +1496,6 @@ def diagnose(o: Outcome, zero: float) -> None:
 # ── main ─────────────────────────────────────────────────────────────────────────────────────
 
 
-def nice_parse_workers(level: int) -> None:
-    """Experiment (`--nice-workers`): the bot's parse workers start with `os.nice(level)`, by
-    giving jobs.parse_pool a ProcessPoolExecutor with that initializer. Tests whether
-    deprioritising the CPU-bound workers keeps the event loop's thread on a CPU."""
-    import concurrent.futures
-
-    import jobs.parse_pool
-
-    class NicePool(concurrent.futures.ProcessPoolExecutor):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, initializer=os.nice, initargs=(level,), **kwargs)
-
-    jobs.parse_pool.ProcessPoolExecutor = NicePool  # type: ignore[attr-defined]
-
-
 def clean_environment() -> None:
     """This process only: the developer's AINEWS_/OPENAI_/SLACK_ variables must not leak into
     the bench settings (unset fields would otherwise be read from the environment)."""
@@ -1718,13 +1698,10 @@ def main(spec: AckBench, description: str, argv: list[str] | None = None) -> int
     add("--watch", action="store_true", help="time loop callbacks, sample stacks on stalls")
     add("--diagnose", action="store_true", help="asyncio debug mode + stack sampling")
     add("--slow-callback", type=float, default=0.05, help="slow-callback threshold, s (0.05)")
-    add("--nice-workers", type=int, default=0, help="experiment: os.nice(N) in parse workers")
     add("--no-gc-freeze", action="store_true", help="experiment: skip run_bot's gc.freeze()")
     add("--switch-interval", type=float, default=0, help="experiment: sys.setswitchinterval")
     add("--executor-threads", type=int, default=0, help="experiment: default executor size")
     spec.add_arguments(parser)
     args = parser.parse_args(argv)
     clean_environment()
-    if args.nice_workers:
-        nice_parse_workers(args.nice_workers)
     return asyncio.run(bench(spec, args))

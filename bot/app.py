@@ -10,18 +10,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-import aiohttp
-
 from bot.config import Settings
 from bot.sources_file import load_sources_toml
 from handlers.context import HandlerContext
 from jobs.briefing import BriefingConfig, build_briefing
 from jobs.briefing_model import Briefing
-from jobs.fetch import Fetcher
+from jobs.fetch import Fetcher, open_fetcher
 from jobs.llm import LLM
 from jobs.parse_pool import ParsePool
 from jobs.poll import PollConfig, PollReport, Progress, poll_sources
-from jobs.public_only import PublicOnlyResolver
+from jobs.public_only import PublicOnly
 from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
 from storage.clock import utcnow
 from storage.db import Database
@@ -45,7 +43,10 @@ class App:
 
     @property
     def poll_config(self) -> PollConfig:
-        return PollConfig(interval=timedelta(minutes=self.settings.poll_interval))
+        return PollConfig(
+            interval=timedelta(minutes=self.settings.poll_interval),
+            fulltext_per_poll=self.settings.fulltext_per_poll,
+        )
 
     @property
     def summarize_config(self) -> SummarizeConfig:
@@ -100,36 +101,23 @@ async def open_app(
                 "sources seeded", extra={"file": str(settings.sources_file), "added": len(added)}
             )
         if fetching:
-            session = await stack.enter_async_context(_http_session(settings))
-            public = None
-            if not settings.allow_private_sources:
-                public = await stack.enter_async_context(
-                    _http_session(settings, resolver=PublicOnlyResolver())
+            # Chat-added sources go through the public-only policy unless the operator allows
+            # private addresses; nothing else configures it.
+            public_only = None if settings.allow_private_sources else PublicOnly()
+            app.fetcher = await stack.enter_async_context(
+                open_fetcher(
+                    user_agent=settings.user_agent,
+                    request_timeout=settings.fetch_timeout,
+                    max_bytes=settings.max_feed_bytes,
+                    limit=settings.poll_concurrency,
+                    limit_per_host=settings.poll_per_host,
+                    public_only=public_only,
                 )
-            app.fetcher = Fetcher(
-                session,
-                timeout=settings.fetch_timeout,
-                max_bytes=settings.max_feed_bytes,
-                public_session=public,
             )
             app.parser = await stack.enter_async_context(ParsePool(settings.parse_workers))
         if llm and settings.openai_api_key is not None:
             app.llm = await stack.enter_async_context(_openai(settings, db, clock))
         yield app
-
-
-def _http_session(
-    settings: Settings, resolver: aiohttp.abc.AbstractResolver | None = None
-) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=settings.poll_concurrency,
-        limit_per_host=settings.poll_per_host,
-        ttl_dns_cache=300,
-        resolver=resolver,
-    )
-    return aiohttp.ClientSession(
-        connector=connector, headers={"User-Agent": settings.user_agent}, auto_decompress=True
-    )
 
 
 @asynccontextmanager

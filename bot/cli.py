@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -52,8 +53,18 @@ def settings_or_exit(**overrides: Any) -> Settings:
     return settings
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; turn known operator errors into one line and exit 1."""
+def run(coro: Coroutine[Any, Any, T], settings: Settings | None = None) -> T:
+    """Run a command's coroutine; turn known operator errors into one line and exit 1.
+
+    A database that cannot be reached or opened is an operator's error too (a wrong
+    `DATABASE_URL`, a server not started): it is said in one line naming the variable and what
+    was tried, password hidden, instead of the driver's two chained tracebacks (kept in the
+    debug log)."""
+    import sqlite3
+
+    import psycopg
+    import sqlalchemy.exc
+
     from bot.publishing.platform import StartupError
     from bot.sources_file import SourcesFileError
     from storage.taxonomy import TaxonomyError
@@ -61,11 +72,76 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except (SourcesFileError, TaxonomyError, StartupError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    except (
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        psycopg.OperationalError,
+        sqlite3.OperationalError,
+    ) as exc:
+        if settings is None:
+            raise
+        log.debug("database unusable", exc_info=True)
+        err.print(f"[red]error:[/] {escape(database_problem(settings.database_url, exc))}")
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        # SQLite's directory could not be made (storage.db creates it): the same operator error.
+        if settings is None or not _on_sqlite_path(settings.database_url, exc.filename):
+            raise
+        log.debug("database unusable", exc_info=True)
+        err.print(f"[red]error:[/] {escape(database_problem(settings.database_url, exc))}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
+
+
+def _on_sqlite_path(url: str, filename: object) -> bool:
+    """Whether `filename` (from an OSError) is the SQLite database file or a folder above it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not isinstance(filename, str):
+        return False
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return False
+    database = Path(parsed.database).absolute()
+    failed = Path(filename).absolute()
+    return failed == database or failed in database.parents
+
+
+def database_problem(url: str, exc: BaseException) -> str:
+    """One line: `DATABASE_URL: cannot use the database at <where> (<url, password hidden>):
+    <the driver's reason>`. `where` is host:port/database for a server, the file for SQLite."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"DATABASE_URL: cannot use the database: {_first_line(exc)}"
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite":
+        where = f"file {parsed.database}" if parsed.database else "an in-memory database"
+    else:
+        host = parsed.host or "the local socket"
+        where = f"{host}:{parsed.port or 5432}/{parsed.database or ''}"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    return f"DATABASE_URL: cannot use the database at {where} ({shown}): {reason}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own words (SQLAlchemy wraps them in `orig`), first line only."""
+    original = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(original).splitlines() if ln.strip()]
+    return lines[0] if lines else type(original).__name__
 
 
 @contextmanager
@@ -99,7 +175,7 @@ def run_command() -> None:
         async with open_app(settings, fetching=True, llm=True) as app:
             await run_bot(app)
 
-    run(main())
+    run(main(), settings)
 
 
 @cli.command()
@@ -124,7 +200,7 @@ def demo(
         )
         return render_briefing(result.briefing)
 
-    typer.echo(run(main()), nl=False)
+    typer.echo(run(main(), settings), nl=False)
 
 
 # ── jobs run once ────────────────────────────────────────────────────────────────────────────
@@ -149,7 +225,7 @@ def poll(
                 report = await poll_once(app, force=force, progress=advance)
         return report.as_dict()
 
-    report = run(main())
+    report = run(main(), settings)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
         return
@@ -180,7 +256,7 @@ def summarize(
                 report = await summarize_pending(app, progress=advance)
         return report.as_dict()
 
-    report = run(main())
+    report = run(main(), settings)
     if as_json:
         typer.echo(json.dumps(report))
     else:
@@ -218,7 +294,7 @@ def digest(
             return json.dumps(asdict(briefing), ensure_ascii=False, default=str, indent=2) + "\n"
         return render_briefing(briefing)
 
-    typer.echo(run(main()), nl=False)
+    typer.echo(run(main(), settings), nl=False)
 
 
 # ── search ───────────────────────────────────────────────────────────────────────────────────
@@ -262,7 +338,7 @@ def search_command(
                 return json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2)
             return render_reply(await handle_search(ctx, request))
 
-    typer.echo(run(main()))
+    typer.echo(run(main(), settings))
 
 
 def _hit_json(hit: Any) -> dict[str, Any]:
@@ -298,7 +374,7 @@ def ask(
             return json.dumps(asdict(reply), ensure_ascii=False, default=str, indent=2)
         return render_reply(reply)
 
-    typer.echo(run(main()))
+    typer.echo(run(main(), settings))
 
 
 @cli.command("reindex")
@@ -315,7 +391,7 @@ def reindex_command() -> None:
             with progress_bar("indexing", total) as advance:
                 return await reindex(app, progress=advance)
 
-    err.print(f"indexed {run(main())} articles")
+    err.print(f"indexed {run(main(), settings)} articles")
 
 
 # ── sources ──────────────────────────────────────────────────────────────────────────────────
@@ -333,7 +409,7 @@ def sources_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         async with open_app(settings) as app:
             return [s.model_dump(mode="json") for s in await app.db.run(list_sources)]
 
-    rows = run(main())
+    rows = run(main(), settings)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -341,7 +417,8 @@ def sources_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     for row in rows:
         status = "never" if row["last_polled_at"] is None else str(row["last_status"] or "")
         error = f"{row['error_count']}× {row['last_error']}" if row["last_error"] else ""
-        table.add_row(str(row["id"]), row["name"], row["category"], row["url"], status, error)
+        cells = (str(row["id"]), row["name"], row["category"], row["url"], status, error)
+        table.add_row(*map(escape, cells))  # feed text, not rich markup
     Console().print(table)
 
 
@@ -352,8 +429,14 @@ def sources_add(
     category: Annotated[str | None, typer.Option(help="Default category slug")] = None,
     language: Annotated[str, typer.Option(help="ja or en")] = "en",
 ) -> None:
-    """Add a feed (operator-trusted: any URL, including 127.0.0.1)."""
+    """Add a feed (operator-trusted: any host, 127.0.0.1 included, but http(s) only)."""
+    from handlers.sources import source_url_problem
+
     settings = settings_or_exit()
+    problem = source_url_problem(url, trusted=True)
+    if problem is not None:
+        err.print(f"[red]error:[/] cannot add {escape(repr(url))}: {escape(problem)}")
+        raise typer.Exit(2)
 
     async def main() -> str:
         from bot.app import open_app
@@ -365,7 +448,7 @@ def sources_add(
             added = await app.db.run(add_missing_sources, specs=[spec])
         return f"added {url}" if added else f"{url} is already a source"
 
-    err.print(run(main()))
+    err.print(run(main(), settings))
 
 
 @sources_cli.command("remove")
@@ -380,7 +463,7 @@ def sources_remove(url_or_id: str) -> None:
         async with open_app(settings) as app:
             return await app.db.run(remove_source_by, url_or_id=url_or_id)
 
-    if not run(main()):
+    if not run(main(), settings):
         err.print(f"[red]no source matches {url_or_id!r}[/] (see `ainews sources list`)")
         raise typer.Exit(1)
     err.print(f"removed {url_or_id}")
@@ -394,17 +477,28 @@ def sources_import(path: Path) -> None:
     async def main(data: bytes) -> tuple[int, int]:
         from bot.app import open_app
         from bot.sources_file import parse_opml
+        from handlers.sources import source_url_problem
         from storage.sources import add_missing_sources
 
         async with open_app(settings) as app:
             specs = parse_opml(data, app.taxonomy, app.taxonomy.slugs[0])
+            refused = [
+                (spec.url, problem)
+                for spec in specs
+                if (problem := source_url_problem(spec.url, trusted=True)) is not None
+            ]
+            if refused:  # all or nothing: a file with a bad feed is fixed, then imported again
+                for url, problem in refused:
+                    err.print(f"[red]error:[/] cannot add {escape(repr(url))}: {escape(problem)}")
+                err.print(f"nothing imported: {len(refused)} of {len(specs)} feeds refused")
+                raise typer.Exit(1)
             added = await app.db.run(add_missing_sources, specs=specs)
         return len(added), len(specs)
 
     if not path.is_file():
         err.print(f"[red]no such file:[/] {path}")
         raise typer.Exit(1)
-    added, total = run(main(path.read_bytes()))
+    added, total = run(main(path.read_bytes()), settings)
     err.print(f"imported {added} new sources ({total - added} already present)")
 
 
@@ -425,7 +519,7 @@ def sources_export() -> None:
             ]
             return render_opml(specs, app.taxonomy)
 
-    typer.echo(run(main()), nl=False)
+    typer.echo(run(main(), settings), nl=False)
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────────────────────

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(default=20.0, gt=0, alias="AINEWS_FETCH_TIMEOUT")
     max_feed_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, alias="AINEWS_MAX_FEED_BYTES")
     parse_workers: int = Field(default=0, ge=0, le=64, alias="AINEWS_PARSE_WORKERS")
+    fulltext_per_poll: int = Field(default=20, ge=0, le=1000, alias="AINEWS_FULLTEXT_PER_POLL")
     user_agent: str = Field(
         default="ainews/0.1 (+https://github.com/ainews-bot/ainews)", alias="AINEWS_USER_AGENT"
     )

@@ -11,7 +11,7 @@ from datetime import date
 
 from handlers.ask import handle_ask
 from handlers.context import HandlerContext
-from handlers.filters import FilterError, parse_search_text
+from handlers.filters import FilterError, parse_page, parse_search_text
 from handlers.reply import Code, Line, Reply, RepostBriefing, line
 from handlers.search import handle_search, usage_lines
 from handlers.sources import add_source_from_chat, list_sources_reply, remove_source_from_chat
@@ -29,7 +29,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/ainews subscribe <カテゴリー…>", "カテゴリーの新着をDMで受け取る"),
     ("/ainews unsubscribe <カテゴリー…|all>", "購読をやめる"),
     ("/ainews subscriptions", "購読中のカテゴリー"),
-    ("/ainews sources list", "巡回しているソース"),
+    ("/ainews sources list [page:2]", "巡回しているソース"),
 )
 ADMIN_COMMANDS = (
     "/ainews sources add <URL> [カテゴリー]",
@@ -142,7 +142,7 @@ async def _post_digest(ctx: HandlerContext, config: BriefingConfig) -> Reply:
 async def _sources(ctx: HandlerContext, args: list[str]) -> Reply:
     action = args[0].lower() if args else "list"
     if action == "list":
-        return await list_sources_reply(ctx)
+        return await _sources_list(ctx, args[1:])
     if action not in ("add", "remove"):
         return usage(ctx, f"sources {action} はありません（list / add / remove）")
     if not ctx.is_admin:
@@ -156,3 +156,22 @@ async def _sources(ctx: HandlerContext, args: list[str]) -> Reply:
     if action == "add":
         return await add_source_from_chat(ctx, args[1], args[2] if len(args) > 2 else None)
     return await remove_source_from_chat(ctx, args[1])
+
+
+async def _sources_list(ctx: HandlerContext, args: list[str]) -> Reply:
+    """`sources list [page:N]`: the page argument is what the 前へ / 次へ buttons add
+    (`filters.with_page`), so it is parsed exactly as search parses it."""
+    page = 1
+    for arg in args:
+        key, colon, value = arg.partition(":")
+        if not colon or key.lower() != "page":
+            return Reply(
+                title=f"sources list に「{arg}」は指定できません",
+                lines=(line("使い方: ", Code("/ainews sources list [page:2]")),),
+                error=True,
+            )
+        try:
+            page = parse_page(value)
+        except FilterError as exc:
+            return Reply(title=str(exc), error=True)
+    return await list_sources_reply(ctx, page=page)

@@ -1,10 +1,12 @@
 """The poll job: fetch every due source concurrently, parse off the loop, store what is new,
-group near-duplicate stories, and record each source's outcome. One bad source fails alone."""
+group near-duplicate stories, record each source's outcome, and then fetch the article pages of
+teaser-only entries, a few per source and newest first. One bad source fails alone."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,13 +16,18 @@ from jobs.feed_parse import ParsedEntry
 from jobs.fetch import Fetcher, FetchResult
 from jobs.parse_pool import ParsePool
 from jobs.stories import Titled
-from jobs.text import content_hash, nfkc
+from jobs.text import MAX_BODY_CHARS, content_hash, nfkc
 from storage.articles import (
+    FAILED,
+    FETCHED,
     NewArticle,
+    PageToFetch,
+    count_waiting_pages,
     insert_new_articles,
     recent_titles,
-    replace_body,
+    record_page,
     set_story_ids,
+    waiting_pages,
 )
 from storage.clock import utcnow
 from storage.db import Database
@@ -32,23 +39,36 @@ log = logging.getLogger(__name__)
 STORY_WINDOW = timedelta(days=3)
 MAX_BACKOFF = timedelta(hours=24)
 MIN_EXTRACTED_CHARS = 200
+FULLTEXT_PER_POLL = 20
+# Article pages requested at once from one source: on top of the connector's per-host limit,
+# a publisher sees at most this many of our page requests in flight.
+PAGES_AT_ONCE = 2
 
 
 @dataclass(frozen=True, slots=True)
 class PollConfig:
+    """`fulltext_per_poll`: article pages fetched per source and poll (newest first); a
+    backlog is completed over later polls. 0 fetches none, and teasers are then summarised as
+    they are."""
+
     interval: timedelta
     max_backoff: timedelta = MAX_BACKOFF
+    fulltext_per_poll: int = FULLTEXT_PER_POLL
 
 
 @dataclass(slots=True)
 class PollReport:
-    """Counts printed by `ainews poll --json`."""
+    """Counts printed by `ainews poll --json`. `pages_waiting` counts every article still
+    waiting for its page after this poll, in all sources."""
 
     sources: int = 0
     new: int = 0
     not_modified: int = 0
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    pages_fetched: int = 0
+    pages_failed: int = 0
+    pages_waiting: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +77,9 @@ class PollReport:
             "not_modified": self.not_modified,
             "failed": self.failed,
             "errors": self.errors,
+            "pages_fetched": self.pages_fetched,
+            "pages_failed": self.pages_failed,
+            "pages_waiting": self.pages_waiting,
         }
 
 
@@ -82,6 +105,7 @@ class _SourceRef:
 
 
 Progress = Callable[[], None]
+Clock = Callable[[], datetime]
 
 
 async def poll_sources(
@@ -92,9 +116,12 @@ async def poll_sources(
     config: PollConfig,
     force: bool = False,
     on_source_done: Progress | None = None,
+    clock: Clock = utcnow,
 ) -> PollReport:
-    """One pass over the due sources (all enabled ones with `force`)."""
-    now = utcnow()
+    """One pass over the due sources (all enabled ones with `force`). Article pages are
+    fetched only after every feed has been polled, so a slow publisher's pages never delay
+    another source's feed. `clock` is "now": due times, first-seen dates, back-off."""
+    now = clock()
     sources = [_SourceRef.of(s) for s in await db.run(due_sources, now=now, force=force)]
     report = PollReport(sources=len(sources))
     states: list[PollState] = []
@@ -103,11 +130,12 @@ async def poll_sources(
     async def one(source: _SourceRef) -> None:
         try:
             state, ids = await _poll_one(
-                source, db=db, fetcher=fetcher, parser=parser, config=config
+                source, db=db, fetcher=fetcher, parser=parser, config=config, clock=clock
             )
         except Exception as exc:  # a bug must not cost the other sources their poll
             log.exception("poll crashed", extra={"source_id": source.id, "url": source.url})
-            state, ids = _failure(source, config, None, f"internal error: {exc!r}", None), []
+            state = _failure(source, config, None, f"internal error: {exc!r}", None, clock())
+            ids = []
         states.append(state)
         new_ids.extend(ids)
         if state.error is not None:
@@ -123,6 +151,18 @@ async def poll_sources(
     await db.run(record_poll_states, states=states)
     if new_ids:
         await _group_stories(db, parser, sorted(new_ids), since=now - STORY_WINDOW)
+    # A source whose feed failed (429, 503, timeouts…) is not sent page requests as well; its
+    # waiting articles wait for a poll that succeeds.
+    healthy = {s.source_id for s in states if s.error is None}
+    await _fetch_pages(
+        [s for s in sources if s.id in healthy],
+        db=db,
+        fetcher=fetcher,
+        parser=parser,
+        per_source=config.fulltext_per_poll,
+        report=report,
+    )
+    report.pages_waiting = await db.run(count_waiting_pages)
     log.info(
         "poll finished",
         extra={
@@ -130,13 +170,22 @@ async def poll_sources(
             "new": report.new,
             "not_modified": report.not_modified,
             "failed": report.failed,
+            "pages_fetched": report.pages_fetched,
+            "pages_failed": report.pages_failed,
+            "pages_waiting": report.pages_waiting,
         },
     )
     return report
 
 
 async def _poll_one(
-    source: _SourceRef, *, db: Database, fetcher: Fetcher, parser: ParsePool, config: PollConfig
+    source: _SourceRef,
+    *,
+    db: Database,
+    fetcher: Fetcher,
+    parser: ParsePool,
+    config: PollConfig,
+    clock: Clock,
 ) -> tuple[PollState, list[int]]:
     fetched = await fetcher.get(
         source.url,
@@ -145,31 +194,37 @@ async def _poll_one(
         public_only=not source.trusted,
     )
     if fetched.error is not None:
-        return _failure(source, config, fetched.status, fetched.error, fetched.retry_after), []
-    polled_at = utcnow()
+        return _failure(
+            source, config, fetched.status, fetched.error, fetched.retry_after, clock()
+        ), []
+    polled_at = clock()
     if fetched.not_modified:
         return _success(source, config, fetched, polled_at, keep_validators=True), []
     parsed = await parser.parse(fetched.body, fetched.moved_to or source.url, fetched.content_type)
     if parsed.error is not None:
-        return _failure(source, config, fetched.status, parsed.error, None), []
+        return _failure(source, config, fetched.status, parsed.error, None, clock()), []
+    if parsed.replacements:
+        log.warning(
+            "feed had undecodable bytes",
+            extra={
+                "source_id": source.id,
+                "encoding": parsed.encoding,
+                "replacements": parsed.replacements,
+            },
+        )
+    fulltext = config.fulltext_per_poll > 0
     inserted = await db.run(
         insert_new_articles,
         source_id=source.id,
-        articles=[_new_article(e) for e in parsed.entries],
+        articles=[_new_article(e, fetch_page=fulltext) for e in parsed.entries],
         first_seen_at=polled_at,
     )
-    stored = dict(inserted)
-    teasers = [(stored[e.url], e) for e in parsed.entries if e.is_teaser and e.url in stored]
-    if teasers:
-        await _complete_teasers(
-            teasers, db=db, fetcher=fetcher, parser=parser, public_only=not source.trusted
-        )
-    return _success(source, config, fetched, polled_at, keep_validators=False), list(
-        stored.values()
-    )
+    return _success(source, config, fetched, polled_at, keep_validators=False), [
+        article_id for _, article_id in inserted
+    ]
 
 
-def _new_article(entry: ParsedEntry) -> NewArticle:
+def _new_article(entry: ParsedEntry, *, fetch_page: bool) -> NewArticle:
     return NewArticle(
         url=entry.url,
         guid=entry.guid,
@@ -178,32 +233,79 @@ def _new_article(entry: ParsedEntry) -> NewArticle:
         published_at=entry.published_at,
         body_text=entry.body_text,
         content_hash=entry.content_hash,
+        canonical_url=entry.canonical_url,
+        wants_page=fetch_page and entry.is_teaser,
     )
 
 
-async def _complete_teasers(
-    teasers: list[tuple[int, ParsedEntry]],
+async def _fetch_pages(
+    sources: list[_SourceRef],
     *,
     db: Database,
     fetcher: Fetcher,
     parser: ParsePool,
-    public_only: bool,
+    per_source: int,
+    report: PollReport,
 ) -> None:
-    """Fetch the article page of teaser-only entries and keep its main text when it is longer.
-    A failure here keeps the teaser: the article is already stored."""
-    for article_id, entry in teasers:
-        page = await fetcher.get(entry.url, public_only=public_only)
-        if page.error is not None or not page.body:
-            log.info("article page not fetched", extra={"url": entry.url, "error": page.error})
-            continue
-        text = await parser.extract(page.body, entry.url)
-        if text and len(text) >= max(MIN_EXTRACTED_CHARS, len(entry.body_text)):
-            await db.run(
-                replace_body,
-                article_id=article_id,
-                body_text=text,
-                content_hash=content_hash(nfkc(entry.title), text),
+    """The article pages of teaser-only entries: at most `per_source` per source, newest
+    first, `PAGES_AT_ONCE` at a time per source; the rest wait for the next polls (a
+    podcast's 730-item backlog is not 730 requests to one publisher at once)."""
+    pages = await db.run(waiting_pages, source_ids=[s.id for s in sources], per_source=per_source)
+    if not pages:
+        return
+    by_source: defaultdict[int, list[PageToFetch]] = defaultdict(list)
+    for page in pages:
+        by_source[page.source_id].append(page)
+    trusted = {s.id: s.trusted for s in sources}
+
+    async def one_source(source_id: int, todo: list[PageToFetch]) -> None:
+        gate = asyncio.Semaphore(PAGES_AT_ONCE)
+
+        async def one(page: PageToFetch) -> None:
+            async with gate:
+                status = await _complete_page(
+                    page, db=db, fetcher=fetcher, parser=parser, public_only=not trusted[source_id]
+                )
+            if status == FETCHED:
+                report.pages_fetched += 1
+            else:
+                report.pages_failed += 1
+
+        await asyncio.gather(*(one(p) for p in todo))
+
+    await asyncio.gather(*(one_source(sid, todo) for sid, todo in by_source.items()))
+
+
+async def _complete_page(
+    page: PageToFetch, *, db: Database, fetcher: Fetcher, parser: ParsePool, public_only: bool
+) -> str:
+    """Fetch one article's page and keep its main text when longer than the teaser. Fetched or
+    failed, the article is then summarisable: a failure keeps the teaser, never the wait."""
+    body: str | None = None
+    try:
+        fetched = await fetcher.get(page.url, public_only=public_only)
+        if fetched.error is not None or not fetched.body:
+            status = FAILED
+            log.info(
+                "article page not fetched",
+                extra={"article_id": page.article_id, "url": page.url, "error": fetched.error},
             )
+        else:
+            status = FETCHED
+            text = await parser.extract(fetched.body, page.url)
+            if text and len(text) >= max(MIN_EXTRACTED_CHARS, len(page.body_text)):
+                body = text[:MAX_BODY_CHARS]
+    except Exception:  # one page's bug must not keep the others or the poll report waiting
+        log.exception("article page failed", extra={"article_id": page.article_id})
+        status, body = FAILED, None
+    await db.run(
+        record_page,
+        article_id=page.article_id,
+        status=status,
+        body_text=body,
+        content_hash=None if body is None else content_hash(nfkc(page.title), body),
+    )
+    return status
 
 
 async def _group_stories(
@@ -245,10 +347,10 @@ def _failure(
     status: int | None,
     error: str,
     retry_after: float | None,
+    now: datetime,
 ) -> PollState:
     """Exponential back-off per source (interval × 2^errors, capped), never sooner than the
     server's Retry-After."""
-    now = utcnow()
     delay = min(config.interval * (2 ** min(source.error_count + 1, 16)), config.max_backoff)
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))

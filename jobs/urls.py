@@ -1,4 +1,11 @@
-"""URL normalisation: one article, one URL, whatever tracking decoration a feed adds."""
+"""URL normalisation. Two uses, kept apart on purpose:
+
+- the link stored and shown for an entry (`normalise_url(link, keep_fragment=True)`): tDiary,
+  Hatena and scripting.com give every post of a day the same page URL with its own `#fragment`,
+  so within a feed the fragment is what tells two posts apart;
+- the canonical URL (`normalise_url(link)`, fragment dropped) that finds the same article in
+  *another* feed, whatever tracking decoration each feed adds.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ TRACKING_PARAMS = frozenset(
     }
 )  # fmt: skip
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "__twitter", "_ga", "at_")
+WEB_SCHEMES = frozenset({"http", "https"})
 
 
 def _is_tracking(name: str) -> bool:
@@ -20,10 +28,12 @@ def _is_tracking(name: str) -> bool:
     return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
 
 
-def normalise_url(url: str) -> str:
-    """Canonical form used as the article's identity: scheme and host lower-cased, default
-    port, fragment and tracking parameters dropped, remaining parameters sorted, and `/` kept as
-    the empty path. The path's case is kept: servers may treat it as significant."""
+def normalise_url(url: str, *, keep_fragment: bool = False) -> str:
+    """Scheme and host lower-cased, default port and tracking parameters dropped, remaining
+    parameters sorted, `/` kept as the empty path; the fragment dropped unless `keep_fragment`.
+    The path's case is kept: servers may treat it as significant. With the fragment kept, a
+    link without one normalises exactly as before, so rows stored before fragments were kept
+    still match their entries."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower() or "https"
     host = (parts.hostname or "").lower().rstrip(".")
@@ -38,7 +48,17 @@ def normalise_url(url: str) -> str:
             (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
         )
     )
-    return urlunsplit((scheme, host, path, query, ""))
+    return urlunsplit((scheme, host, path, query, parts.fragment if keep_fragment else ""))
+
+
+def is_web_url(url: str) -> bool:
+    """An absolute http(s) URL with a host: something a reader can open and we can fetch."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in WEB_SCHEMES and bool(parts.hostname)
 
 
 def host_of(url: str) -> str:

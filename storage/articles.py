@@ -1,21 +1,44 @@
-"""Queries on articles: insert-if-new, story grouping, and what summarising and briefing read."""
+"""Queries on articles: insert-if-new, story grouping, article pages still to fetch, and what
+summarising and briefing read."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import Table, func, or_, update
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from storage.db import insert_or_ignore
 from storage.models import Article, Source, Summary
 
+# Article.page_status: the feed gave a teaser and the article's page is still to be fetched,
+# was fetched (its main text kept when longer), or could not be fetched (the teaser stays).
+WAITING = "waiting"
+FETCHED = "fetched"
+FAILED = "failed"
+
+# Bind parameters per IN list: far below every backend's limit, for a feed of thousands.
+_CHUNK = 500
+T = TypeVar("T")
+
+
+def entry_key(guid: str | None, url: str) -> str:
+    """An entry's identity within its source: its guid when it has one, else its link (with
+    the fragment, which is all that tells a diary's posts apart). The prefix keeps a guid that
+    happens to equal another entry's link from colliding with it."""
+    return f"id:{guid}" if guid else f"link:{url}"
+
 
 @dataclass(frozen=True, slots=True)
 class NewArticle:
+    """An entry as the poller hands it over. `canonical_url` None: not used to find this
+    article in other sources. `wants_page`: the text is a teaser; the page is fetched later
+    (see `waiting_pages`) and the article is not summarised before that."""
+
     url: str
     guid: str | None
     title: str
@@ -23,6 +46,12 @@ class NewArticle:
     published_at: datetime | None
     body_text: str
     content_hash: str
+    canonical_url: str | None = None
+    wants_page: bool = False
+
+    @property
+    def entry_key(self) -> str:
+        return entry_key(self.guid, self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,36 +62,126 @@ class TitleRow:
     story_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class PageToFetch:
+    article_id: int
+    source_id: int
+    url: str
+    title: str
+    body_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    id: int
+    source_id: int
+    entry_key: str
+    url: str
+    title: str
+    guid: str | None
+    canonical_url: str | None
+
+
+def _table() -> Table:
+    return Article.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _known_rows(
+    session: Session, source_id: int, keys: Sequence[str], canonicals: Sequence[str]
+) -> list[_Known]:
+    """Rows of this source with one of `keys`, and rows of any source with one of
+    `canonicals`."""
+    table = _table()
+    columns = [table.c[name] for name in _Known.__slots__]
+    rows: dict[int, _Known] = {}
+    for part in _chunks(keys):
+        query = sql_select(*columns).where(
+            table.c.source_id == source_id, table.c.entry_key.in_(part)
+        )
+        rows.update((r[0], _Known(*r)) for r in session.execute(query).all())
+    for part in _chunks(canonicals):
+        query = sql_select(*columns).where(table.c.canonical_url.in_(part))
+        rows.update((r[0], _Known(*r)) for r in session.execute(query).all())
+    return list(rows.values())
+
+
+def _legacy_key(article: NewArticle) -> str | None:
+    """The key this entry had before links kept their fragment (migration 0005), when the two
+    differ: a guid-less entry whose link has a fragment."""
+    if article.guid or "#" not in article.url:
+        return None
+    return entry_key(None, article.url.partition("#")[0])
+
+
 def insert_new_articles(
     *, session: Session, source_id: int, articles: Sequence[NewArticle], first_seen_at: datetime
 ) -> list[tuple[str, int]]:
-    """Store the articles not seen before (by normalised URL, or GUID within the source) and
-    return (url, id) of the rows inserted."""
+    """Store the entries not seen before and return (url, id) of the rows inserted.
+
+    An entry is known when its source has its `entry_key`. It is the same article as another
+    source's when they share `canonical_url`, and is then not stored again. When two entries of
+    this source share a canonical URL, that URL names a page, not an article: both keep it NULL
+    (cleared on the row stored earlier too), so neither is lost nor matched elsewhere.
+
+    Rows stored before fragments were kept are repaired in place rather than duplicated: a
+    known entry gets its link with the fragment, and a guid-less one keyed by the bare page
+    URL is taken over by the entry of the same title. The unique constraints decide under a
+    race (`ON CONFLICT DO NOTHING`): another process's row for the same entry or canonical URL
+    wins, and this one is skipped."""
     if not articles:
         return []
-    urls = [a.url for a in articles]
-    guids = [a.guid for a in articles if a.guid]
-    known = session.exec(
-        select(Article.url, Article.guid, Article.source_id).where(
-            or_(
-                col(Article.url).in_(urls),
-                and_(col(Article.source_id) == source_id, col(Article.guid).in_(guids)),
-            )
-        )
-    ).all()
-    known_urls = {row[0] for row in known}
-    known_guids = {row[1] for row in known if row[2] == source_id and row[1]}
+    legacy = {a.entry_key: k for a in articles if (k := _legacy_key(a)) is not None}
+    keys = sorted({a.entry_key for a in articles} | set(legacy.values()))
+    canonicals = sorted({a.canonical_url for a in articles if a.canonical_url})
+    known = _known_rows(session, source_id, keys, canonicals)
+    mine = {k.entry_key: k for k in known if k.source_id == source_id}
+    # canonical URL -> who has it: a stored row, or the index of a row about to be inserted.
+    claims: dict[str, _Known | int] = {
+        k.canonical_url: k for k in known if k.canonical_url is not None
+    }
+    shared: set[str] = set()
+    unshare: set[int] = set()
+    repairs: dict[int, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     for article in articles:
-        if article.url in known_urls or (article.guid and article.guid in known_guids):
+        key = article.entry_key
+        if key in mine:
+            stored = mine[key]
+            if stored.id and article.url.startswith(stored.url + "#"):
+                repairs[stored.id] = _repair(article)
             continue
-        known_urls.add(article.url)
-        if article.guid:
-            known_guids.add(article.guid)
+        old = mine.get(legacy.get(key, ""))
+        if old is not None and old.guid is None and old.title == article.title:
+            repairs[old.id] = _repair(article) | {"entry_key": key}
+            mine[key] = mine.pop(old.entry_key)
+            continue
+        canonical = article.canonical_url
+        if canonical is not None:
+            owner = claims.get(canonical)
+            if isinstance(owner, _Known) and owner.source_id != source_id:
+                continue  # the same article, already stored from another source
+            if canonical in shared or owner is not None:
+                shared.add(canonical)
+                if isinstance(owner, _Known):
+                    unshare.add(owner.id)
+                elif owner is not None:
+                    rows[owner]["canonical_url"] = None
+                    rows[owner]["page_status"] = None
+                canonical = None
+            else:
+                claims[canonical] = len(rows)
+        mine[key] = _Known(0, source_id, key, article.url, article.title, article.guid, canonical)
         rows.append(
             {
                 "source_id": source_id,
+                "entry_key": key,
                 "url": article.url,
+                "canonical_url": canonical,
                 "guid": article.guid,
                 "title": article.title,
                 "language": article.language,
@@ -70,21 +189,84 @@ def insert_new_articles(
                 "first_seen_at": first_seen_at,
                 "body_text": article.body_text,
                 "content_hash": article.content_hash,
+                "page_status": WAITING if article.wants_page and canonical else None,
             }
         )
+    if unshare:
+        session.execute(
+            update(Article).where(col(Article.id).in_(unshare)).values(canonical_url=None)
+        )
+    for article_id, values in repairs.items():
+        session.execute(update(Article).where(col(Article.id) == article_id).values(**values))
     if not rows:
         return []
-    table = Article.__table__  # type: ignore[attr-defined]
+    table = _table()
     statement = insert_or_ignore(session, table).returning(table.c.url, table.c.id)
     return [(row[0], row[1]) for row in session.execute(statement, rows)]
 
 
-def replace_body(*, session: Session, article_id: int, body_text: str, content_hash: str) -> None:
-    session.execute(
-        update(Article)
-        .where(col(Article.id) == article_id)
-        .values(body_text=body_text, content_hash=content_hash)
+def _repair(article: NewArticle) -> dict[str, Any]:
+    """New values for a row stored before links kept their fragment. Its canonical URL is
+    only ever cleared here: setting one could collide with another row's."""
+    values: dict[str, Any] = {"url": article.url}
+    if article.canonical_url is None:
+        values["canonical_url"] = None
+    return values
+
+
+def waiting_pages(
+    *, session: Session, source_ids: Sequence[int], per_source: int
+) -> list[PageToFetch]:
+    """Per source, the `per_source` newest articles still waiting for their page (undated ones
+    by their first-seen time): what one poll may fetch from that publisher."""
+    if not source_ids or per_source <= 0:
+        return []
+    table = _table()
+    when = func.coalesce(table.c.published_at, table.c.first_seen_at)
+    rank = (
+        func.row_number()
+        .over(partition_by=table.c.source_id, order_by=(when.desc(), table.c.id.desc()))
+        .label("rank")
     )
+    ranked = (
+        sql_select(
+            table.c.id, table.c.source_id, table.c.url, table.c.title, table.c.body_text, rank
+        )
+        .where(table.c.page_status == WAITING, table.c.source_id.in_(source_ids))
+        .subquery()
+    )
+    rows = session.execute(
+        sql_select(ranked)
+        .where(ranked.c.rank <= per_source)
+        .order_by(ranked.c.source_id, ranked.c.rank)
+    ).all()
+    return [PageToFetch(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def record_page(
+    *,
+    session: Session,
+    article_id: int,
+    status: str,
+    body_text: str | None = None,
+    content_hash: str | None = None,
+) -> None:
+    """The outcome of an article's page: `status` FETCHED or FAILED, and the page's main text
+    when it replaces the teaser. The article becomes summarisable either way."""
+    values: dict[str, Any] = {"page_status": status}
+    if body_text is not None and content_hash is not None:
+        values |= {"body_text": body_text, "content_hash": content_hash}
+    session.execute(update(Article).where(col(Article.id) == article_id).values(**values))
+
+
+def count_waiting_pages(*, session: Session) -> int:
+    return session.exec(
+        select(func.count()).select_from(Article).where(col(Article.page_status) == WAITING)
+    ).one()
+
+
+def _not_waiting() -> Any:
+    return or_(col(Article.page_status).is_(None), col(Article.page_status) != WAITING)
 
 
 def recent_titles(*, session: Session, since: datetime) -> list[TitleRow]:
@@ -106,11 +288,13 @@ def set_story_ids(*, session: Session, story_of: dict[int, int]) -> None:
 
 
 def articles_without_summary(*, session: Session, limit: int) -> list[tuple[Article, Source]]:
+    """Articles to summarise, oldest first. One still waiting for its page is left for later:
+    an article is summarised once, so a summary of its teaser would never be redone."""
     rows = session.exec(
         select(Article, Source)
         .join(Source, col(Source.id) == Article.source_id)
         .outerjoin(Summary, col(Summary.article_id) == Article.id)
-        .where(col(Summary.id).is_(None))
+        .where(col(Summary.id).is_(None), _not_waiting())
         .order_by(col(Article.id))
         .limit(limit)
     ).all()
@@ -139,9 +323,10 @@ def newest_article_time(*, session: Session) -> datetime | None:
 
 
 def count_unsummarised(*, session: Session) -> int:
+    """What `articles_without_summary` would return, all of it."""
     return session.exec(
         select(func.count())
         .select_from(Article)
         .outerjoin(Summary, col(Summary.article_id) == Article.id)
-        .where(col(Summary.id).is_(None))
+        .where(col(Summary.id).is_(None), _not_waiting())
     ).one()

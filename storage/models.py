@@ -34,20 +34,40 @@ class Source(SQLModel, table=True):
 
 
 class Article(SQLModel, table=True):
-    """One entry of one feed. `url` is normalised and unique; `story_id` groups near-duplicates
-    from different sources (it is the id of the story's first article)."""
+    """One entry of one feed.
+
+    Identity within a source is `entry_key` (see `storage.articles.entry_key`): the entry's
+    guid when it has one, else its link with the fragment kept, since diaries give every post
+    of a day the same page URL with its own `#fragment`. `url` is what readers are shown and
+    need not be unique: the link as the feed gave it (normalised, fragment kept), or the
+    feed's site link for an entry without one. `canonical_url` (no fragment, no tracking
+    parameters) finds the same article in another source; it is unique so that
+    `INSERT … ON CONFLICT DO NOTHING` keeps two processes from storing one article twice, and
+    NULL (which never conflicts) when it does not name this article alone: no link of its own,
+    or shared by entries of one feed. `story_id` groups near-duplicates from different sources
+    (it is the id of the story's first article).
+
+    An undated entry keeps `published_at` None and is dated by `first_seen_at`, the poll that
+    first saw it (`COALESCE(published_at, first_seen_at)` wherever articles are ordered or
+    windowed). `page_status` is None when the feed's text is the article, else `waiting` for
+    its page, `fetched` or `failed`; a waiting article is not summarised yet."""
 
     __tablename__ = "articles"
     __table_args__ = (
         UniqueConstraint("source_id", "guid", name="uq_articles_source_guid"),
+        UniqueConstraint("source_id", "entry_key", name="uq_articles_source_entry"),
+        UniqueConstraint("canonical_url", name="uq_articles_canonical_url"),
         Index("ix_articles_published_at", "published_at"),
         Index("ix_articles_first_seen_at", "first_seen_at"),
         Index("ix_articles_content_hash", "content_hash"),
+        Index("ix_articles_page_status", "page_status", "source_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
-    url: str = Field(max_length=2000, unique=True)
+    entry_key: str = Field(max_length=2010)
+    url: str = Field(max_length=2000)
+    canonical_url: str | None = Field(default=None, max_length=2000)
     guid: str | None = Field(default=None, max_length=2000)
     title: str = Field(sa_column=Column(Text, nullable=False))
     language: str = Field(default="en", max_length=8)
@@ -56,6 +76,7 @@ class Article(SQLModel, table=True):
     body_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     content_hash: str = Field(max_length=64)
     story_id: int | None = Field(default=None, index=True)
+    page_status: str | None = Field(default=None, max_length=16)
 
 
 class Summary(SQLModel, table=True):

@@ -65,7 +65,16 @@ async def test_poll_json_counts_then_not_modified(tmp_path: Path, feed_server: F
 
     assert first.code == 0, first.err
     report = json.loads(first.out)
-    assert set(report) == {"sources", "new", "not_modified", "failed", "errors"}
+    assert set(report) == {
+        "sources",
+        "new",
+        "not_modified",
+        "failed",
+        "errors",
+        "pages_fetched",
+        "pages_failed",
+        "pages_waiting",
+    }
     assert (report["sources"], report["new"], report["not_modified"], report["failed"]) == (
         3,
         5,
@@ -151,3 +160,64 @@ async def test_demo_prints_a_briefing_and_digest_rerenders_it(tmp_path: Path) ->
     titles = [item["title"] for section in data["sections"] for item in section["items"]]
     assert len(titles) == 20
     assert all(f"{n}. {text(t)}" in demo.out for n, t in enumerate(titles, start=1))
+
+
+async def test_sources_add_refuses_a_url_that_can_never_be_fetched(tmp_path: Path) -> None:
+    for url, reason in (
+        ("not-a-url", "only http:// and https:// URLs can be sources"),
+        ("ftp://example.com/feed", "only http:// and https:// URLs can be sources"),
+        ("http:///feed.xml", "the URL has no host"),
+        ("https://feeds.example.org/a feed.xml", "the URL contains a space"),
+    ):
+        result = await ainews(tmp_path, "sources", "add", url)
+        assert result.code == 2, result.err
+        assert result.err.startswith(f"error: cannot add {url!r}: {reason}"), result.err
+        assert result.err.strip().count("\n") == 0 and "Traceback" not in result.err
+    listed = json.loads((await ainews(tmp_path, "sources", "list", "--json")).out)
+    assert listed == []
+    trusted = await ainews(tmp_path, "sources", "add", "http://127.0.0.1:9/feed.xml")
+    assert trusted.code == 0 and "added" in trusted.err  # the operator may use loopback
+
+
+async def test_an_opml_file_with_a_bad_feed_imports_nothing(tmp_path: Path) -> None:
+    opml = tmp_path / "feeds.opml"
+    opml.write_text(
+        """<?xml version="1.0"?><opml version="2.0"><head/><body>
+        <outline type="rss" text="Good" xmlUrl="https://good.example.org/rss"/>
+        <outline type="rss" text="Old" xmlUrl="gopher://old.example.org/feed"/>
+        </body></opml>""",
+        encoding="utf-8",
+    )
+    result = await ainews(tmp_path, "sources", "import", str(opml))
+    assert result.code == 1
+    assert "cannot add 'gopher://old.example.org/feed'" in result.err
+    assert "nothing imported: 1 of 2 feeds refused" in result.err
+    assert json.loads((await ainews(tmp_path, "sources", "list", "--json")).out) == []
+
+
+async def test_an_unusable_database_is_one_line_naming_it(tmp_path: Path) -> None:
+    """A server that is not there, and an SQLite path that cannot be a file: the operator reads
+    which variable, what was tried, and the driver's reason, never a traceback or a password."""
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    cases = (
+        (
+            "postgresql://postgres:s3cret@127.0.0.1:1/x",
+            "at 127.0.0.1:1/x (postgresql://postgres:***@127.0.0.1:1/x): ",
+            "Connection refused",
+        ),
+        (f"sqlite:///{folder}", f"at file {folder} (sqlite:///{folder}): ", "unable to open"),
+        (
+            f"sqlite:///{tmp_path / 'none.toml' / 'deeper' / 'x.sqlite3'}",
+            "at file ",
+            "Not a directory",
+        ),
+    )
+    (tmp_path / "none.toml").write_text("", encoding="utf-8")  # a file where a folder must be
+    for url, where, reason in cases:
+        result = await ainews(tmp_path, "sources", "list", DATABASE_URL=url)
+        assert result.code == 1, result.err
+        assert result.err.strip().count("\n") == 0, result.err
+        assert result.err.startswith("error: DATABASE_URL: cannot use the database " + where)
+        assert reason in result.err and "Traceback" not in result.err
+        assert "s3cret" not in result.err

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
 
-from bot.app import App, open_app, poll_once
+from bot.app import App, open_app, poll_once, summarize_pending
+from storage.articles import count_unsummarised
 from storage.clock import utcnow
-from storage.models import Article, Source
+from storage.models import Article, Source, Summary
 from storage.sources import SourceSpec, add_missing_sources
 from tests.conftest import TEST_FEEDS, make_settings
 from tests.fakes.feed_server import FeedServer, Response
@@ -218,9 +220,11 @@ async def test_teaser_entries_get_the_article_text_from_their_page(
     feed_server.add("/kestrel", feed_bytes("kestrel_page.html"), content_type="text/html")
     await add_feeds(app, feed_server, "/atom.xml")
 
-    await poll_once(app)
+    report = await poll_once(app)
 
+    assert (report.pages_fetched, report.pages_failed, report.pages_waiting) == (1, 0, 0)
     kestrel = next(a for a in articles(app) if a.url.endswith("/kestrel"))
+    assert kestrel.page_status == "fetched"
     assert "7 billion parameters" in kestrel.body_text
     assert "4 trillion tokens" in kestrel.body_text
     assert "Advertisement" not in kestrel.body_text and "Privacy" not in kestrel.body_text
@@ -278,3 +282,114 @@ async def test_operator_may_allow_private_sources(tmp_path: Path, feed_server: F
         )
         report = await poll_once(app)
     assert (report.new, report.failed) == (3, 0)
+
+
+BACKLOG = 730
+EPISODE_DAY = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def podcast(server: FeedServer, count: int) -> bytes:
+    """A podcast feed of `count` episodes, newest first, one a day, each with a teaser only;
+    every episode's page is served with its full show notes."""
+    items = []
+    for n in range(count, 0, -1):
+        page = f"/episodes/{n}"
+        notes = " ".join(
+            f"In episode {n} the hosts discuss model release number {k} at length."
+            for k in range(8)
+        )
+        server.add(
+            page,
+            f"<html><body><article><h1>Episode {n}</h1><p>{notes}</p></article></body></html>",
+            content_type="text/html",
+        )
+        when = format_datetime(EPISODE_DAY + timedelta(days=n))
+        items.append(
+            f"<item><title>Episode {n}</title><link>{server.url(page)}</link>"
+            f"<guid>episode-{n}</guid><pubDate>{when}</pubDate>"
+            f"<description>Episode {n}, listen now…</description></item>"
+        )
+    head = "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Cast</title>"
+    return (head + "".join(items) + "</channel></rss>").encode()
+
+
+def episode_pages(server: FeedServer) -> list[int]:
+    return [int(c.path.rsplit("/", 1)[1]) for c in server.calls if c.path.startswith("/episodes/")]
+
+
+def summarised_ids(app: App) -> set[int]:
+    with Session(app.db.engine) as session:
+        return set(session.exec(select(Summary.article_id)))
+
+
+@pytest.mark.parametrize("app", ["sqlite"], indirect=True)
+async def test_a_730_episode_backlog_is_fetched_20_pages_a_poll_newest_first(
+    app: App, feed_server: FeedServer
+) -> None:
+    """The first poll stores all 730 episodes but fetches only the 20 newest pages; each later
+    poll the next 20, until the backlog is done. A waiting episode is not summarised."""
+    feed_server.add("/cast.rss", podcast(feed_server, BACKLOG))
+    await add_feeds(app, feed_server, "/cast.rss")
+
+    first = await poll_once(app)
+
+    assert first.new == BACKLOG
+    assert (first.pages_fetched, first.pages_failed, first.pages_waiting) == (20, 0, 710)
+    assert sorted(episode_pages(feed_server)) == list(range(BACKLOG - 19, BACKLOG + 1))
+    assert await app.db.run(count_unsummarised) == 20
+    summary = await summarize_pending(app)
+    assert summary.total == 20
+    done = {a.id for a in articles(app) if a.page_status == "fetched"}
+    assert summarised_ids(app) == done and len(done) == 20
+    assert all("release number 7" in a.body_text for a in articles(app) if a.id in done)
+
+    polls = 1
+    while True:
+        feed_server.clear_calls()
+        report = await poll_once(app, force=True)
+        polls += 1
+        fetched = episode_pages(feed_server)
+        newest = BACKLOG - 20 * (polls - 1)
+        assert sorted(fetched) == list(range(max(newest - 19, 1), newest + 1)), polls
+        assert report.not_modified == 1 and report.pages_fetched == len(fetched) <= 20
+        assert report.pages_waiting == max(BACKLOG - 20 * polls, 0)
+        if report.pages_waiting == 0:
+            break
+    assert polls == 37  # ⌈730 / 20⌉
+    assert {a.page_status for a in articles(app)} == {"fetched"}
+    await summarize_pending(app)
+    assert len(summarised_ids(app)) == BACKLOG
+
+
+async def test_article_pages_wait_until_every_feed_is_polled(
+    app: App, feed_server: FeedServer
+) -> None:
+    """A page fetch never delays another source's feed: pages are requested only once the
+    slowest feed of the poll has answered."""
+    feed_server.add("/cast.rss", podcast(feed_server, 3))
+    feed_server.slow("/slow.xml", feed_bytes("rdf_arxiv.xml"), delay=0.5)
+    await add_feeds(app, feed_server, "/cast.rss", "/slow.xml")
+
+    report = await poll_once(app)
+
+    assert report.failed == 0 and report.pages_fetched == 3
+    slow_answered = feed_server.calls_to("/slow.xml")[0].at + 0.5
+    first_page = min(c.at for c in feed_server.calls if c.path.startswith("/episodes/"))
+    assert first_page >= slow_answered - 0.05
+
+
+@pytest.mark.parametrize("app", ["sqlite"], indirect=True)
+async def test_a_failed_page_keeps_the_teaser_and_lets_the_article_be_summarised(
+    app: App, feed_server: FeedServer
+) -> None:
+    feed_server.add("/cast.rss", podcast(feed_server, 2))
+    feed_server.status("/episodes/2", 500)
+    await add_feeds(app, feed_server, "/cast.rss")
+
+    report = await poll_once(app)
+
+    assert (report.pages_fetched, report.pages_failed, report.pages_waiting) == (1, 1, 0)
+    states = {a.title: (a.page_status, a.body_text) for a in articles(app)}
+    assert states["Episode 2"] == ("failed", "Episode 2, listen now…")
+    assert states["Episode 1"][0] == "fetched"
+    assert (await summarize_pending(app)).total == 2

@@ -163,7 +163,7 @@ def test_slack_renders_structured_lines() -> None:
     text = _slack_texts(slack.reply_blocks(HELP))[1]
     assert text == (
         "• `/ainews search 半導体` 記事を検索\n"
-        "*ainews* は毎朝 <https://example.com/docs?a=1&b=%282%29|説明>\n"
+        "*ainews* は毎朝 <https://example.com/docs?a=1&amp;b=%282%29|説明>\n"  # `&` in mrkdwn
         "入力: `aˋb`"
     )
 

@@ -320,8 +320,12 @@ class DiscordBot(discord.Client):
             await run(interaction, "post-digest")
 
         @sources.command(name="list", description="巡回しているソース")
-        async def sources_list(interaction: discord.Interaction[Any]) -> None:
-            await run(interaction, "sources list")
+        @app_commands.describe(page="ページ")
+        async def sources_list(
+            interaction: discord.Interaction[Any],
+            page: app_commands.Range[int, 1, 1000] | None = None,
+        ) -> None:
+            await run(interaction, f"sources list page:{page}" if page else "sources list")
 
         @sources.command(name="add", description="（管理者）ソースを追加")
         @app_commands.describe(url="フィードのURL", category="カテゴリー")
@@ -378,6 +382,10 @@ class DiscordBot(discord.Client):
     async def _complete_source(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
+        """Source names for admins only: a name may be a URL with credentials or an internal
+        host, which `sources list` shows only to admins too."""
+        if not self._caller(interaction).is_admin:
+            return []
         loop = asyncio.get_running_loop()
         fetched_at, names = self._source_names
         if loop.time() - fetched_at > 60:  # autocomplete fires per keystroke: cache a minute

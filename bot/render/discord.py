@@ -4,8 +4,13 @@ Untrusted text (feeds, the model, a user's query) goes through `escape` once: me
 neutralised (`@everyone`, `<@…>`, `<#…>`, `</cmd:…>`), then every character Discord's markdown
 acts on is backslash-escaped, so a feed cannot write a masked link, a heading, a quote, a spoiler
 or a code block. Bare URLs are left as they are (a backslash inside one would break the link, and
-a visible URL deceives no one). Footers are the exception: Discord shows them as plain text, so
-they get neutralised text without backslashes.
+a visible URL deceives no one), but a bare URL ends at `[`, `]`, a backtick or a backslash, which
+are escaped like anywhere else: a URL copied whole could otherwise carry `](https://elsewhere)`
+into a link label, open a code span, or end in a backslash that cancels the next escape. Footers
+are the exception: Discord shows them as plain text, so they get neutralised text without
+backslashes (`plain`). Link targets go through `href` (http(s) only, percent-encoded) and every
+masked link is made by `anchor`, so the only masked links in a message point at an article's own
+sanitised URL.
 
 Limits are Discord's: embed title 256, description 4096, footer 2048 (no fields are used, so
 their 1024 never applies), 6000 per message across its embeds, 10 embeds and 2000 characters of
@@ -30,7 +35,14 @@ from bot.render.common import (
     split_text,
     stars,
 )
-from bot.render.sanitize import code_text, http_url, neutralise_mentions, one_line, spaced
+from bot.render.sanitize import (
+    code_text,
+    http_url,
+    inert_line,
+    neutralise_mentions,
+    one_line,
+    spaced,
+)
 from handlers.reply import ArticleRef, Code, Inline, Line, Reply, Strong
 from jobs.briefing_model import Briefing, BriefingItem, Link
 
@@ -60,7 +72,7 @@ CATEGORY_COLOURS: dict[str, int] = {
 # of a line (`#`, `-`/`-#`, `1.`) and every inline markup character get a backslash. `>` and `<`
 # are escaped everywhere, which also covers quotes and `<t:…>` / `<:emoji:…>` syntax.
 _MARKUP = re.compile(
-    r"(?P<url>https?://[^\s<]+[^<.,:;\"')\]\s])"
+    r"(?P<url>https?://[^\s<\[\]`\\]+[^<.,:;\"')\[\]`\\\s])"
     r"|^(?P<lead>[ \t]*)(?P<marker>[#-]|[0-9]{1,9}[.)])"
     r"|(?P<char>[\\*_~`|\[\]<>])",
     re.MULTILINE,
@@ -104,7 +116,7 @@ def _escape_match(match: re.Match[str]) -> str:
 
 def plain(text: str) -> str:
     """For the fields Discord shows as plain text (footer, author): one line, no mentions."""
-    return one_line(neutralise_mentions(text))
+    return inert_line(text)
 
 
 def size(text: str) -> int:
@@ -120,14 +132,25 @@ def embed_size(embed: discord.Embed) -> int:
     return total + size(embed.footer.text or "") + size(embed.author.name or "")
 
 
-def link(target: Link, *, in_content: bool = False) -> str:
-    """A masked link `[label](url)`; in message content `[label](<url>)`, which keeps Discord
-    from adding a preview of every link. A URL that is not http(s) is shown as its label."""
-    url = http_url(target.url)
-    label = escape(one_line(target.name))
-    if url is None:
+def href(url: str) -> str | None:
+    """A masked link's target, or None when `url` is not http(s): percent-encoded so that no
+    `)`, `>`, space or backslash can end or bend it (also the embed's title link)."""
+    return http_url(url)
+
+
+def anchor(url: str, label: str, *, in_content: bool = False) -> str:
+    """`[label](url)` where `label` is escaped markdown already; in message content
+    `[label](<url>)`, which keeps Discord from adding a preview of every link. The label alone
+    when the URL cannot be a link. Every masked link in a message is made here."""
+    target = href(url)
+    if target is None:
         return label
-    return f"[{label or escape(url)}]({f'<{url}>' if in_content else url})"
+    return f"[{label or escape(target)}]({f'<{target}>' if in_content else target})"
+
+
+def link(target: Link, *, in_content: bool = False) -> str:
+    """A masked link to `target` labelled with its (escaped) name."""
+    return anchor(target.url, escape(one_line(target.name)), in_content=in_content)
 
 
 def colour(category: str | None) -> discord.Colour:
@@ -201,7 +224,7 @@ def briefing_item_embeds(item: BriefingItem, heading: str) -> list[discord.Embed
         for chunk in _descriptions("\n".join(lines))
     ]
     embeds[0].title = title
-    embeds[0].url = http_url(item.source.url)
+    embeds[0].url = href(item.source.url)
     footer = f"{plain(heading)} ・ {plain(item.source.name)} ・ 重要度 {stars(item.importance)}"
     embeds[-1].set_footer(text=_clip(footer, MAX_FOOTER))
     if item.published_at is not None and item.published_at.tzinfo is not None:
@@ -297,11 +320,13 @@ def _assemble(content: str, embeds: list[discord.Embed]) -> list[DiscordMessage]
 
 def _cited(text: str, articles: tuple[ArticleRef, ...]) -> str:
     """`[n]` becomes a masked link to article n; numbers without an article stay text."""
-    urls = {a.number: url for a in articles if (url := http_url(a.url))}
+    urls = {a.number: a.url for a in articles if href(a.url) is not None}
 
     def link_number(match: re.Match[str]) -> str:
         number = int(match.group(1))
-        return f"[\\[{number}\\]](<{urls[number]}>)" if number in urls else match.group(0)
+        if number not in urls:
+            return match.group(0)
+        return anchor(urls[number], match.group(0), in_content=True)
 
     return _CITATION.sub(link_number, text)
 

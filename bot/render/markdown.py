@@ -1,11 +1,14 @@
-"""Markdown rendering of the neutral briefing, exactly as in shared/docs/briefing-format.md."""
+"""Markdown rendering of the neutral briefing, exactly as in shared/docs/briefing-format.md.
+
+Feed text reaches Markdown through `text` and link targets through `href`, joined by `anchor`
+(also used by `reply_markdown`): one path for each, as on Slack and Discord."""
 
 from __future__ import annotations
 
 import re
 
 from bot.render.common import AUTOMATIC, considered, stars
-from bot.render.sanitize import http_url, neutralise_mentions, one_line
+from bot.render.sanitize import http_url, inert_line
 from jobs.briefing_model import Briefing, BriefingItem, Link
 
 # What makes a line a heading, quote, list item or thematic break when it starts the line.
@@ -16,7 +19,7 @@ _BLOCK_MARKER = re.compile(r"^([#+=-]|[0-9]{1,9}(?=[.)]))")
 def text(value: str) -> str:
     """Inline Markdown text: inert mentions, one line, no HTML, link or block syntax of its own
     (a feed title `# …` or `- …` must not become a heading or a list)."""
-    value = one_line(neutralise_mentions(value))
+    value = inert_line(value)
     for char in ("\\", "`", "*", "_", "~", "[", "]", "<", ">", "|"):
         value = value.replace(char, "\\" + char)
     return _BLOCK_MARKER.sub(_escape_marker, value)
@@ -29,10 +32,22 @@ def _escape_marker(match: re.Match[str]) -> str:
     return f"\\{marker}"
 
 
+def href(url: str) -> str | None:
+    """A link target, or None when `url` is not http(s); percent-encoded so that no `)`,
+    `>`, space or backslash can end the link early."""
+    return http_url(url)
+
+
+def anchor(url: str, label: str) -> str:
+    """`[label](url)` where `label` is escaped Markdown already, or the label alone when the
+    URL cannot be a link. Every link of a rendering is made here."""
+    target = href(url)
+    return f"[{label}]({target})" if target else label
+
+
 def link(item: Link) -> str:
-    """`[label](url)`, or the label alone when the URL is not http(s)."""
-    target = http_url(item.url)
-    return f"[{text(item.name)}]({target})" if target else text(item.name)
+    """A link to `item` labelled with its (escaped) name."""
+    return anchor(item.url, text(item.name))
 
 
 def render_item(item: BriefingItem) -> list[str]:
@@ -71,7 +86,7 @@ def render_briefing(briefing: Briefing) -> str:
         "",
     ]
     for section in briefing.sections:
-        lines += [f"## {section.heading}", ""]
+        lines += [f"## {text(section.heading)}", ""]
         for item in section.items:
             lines += [*render_item(item), "", "---", ""]
     trend = briefing.trend

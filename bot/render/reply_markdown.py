@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from bot.render.common import AUTOMATIC, article_meta, paging_text
-from bot.render.markdown import link, render_briefing, text
-from bot.render.sanitize import code_text, http_url, spaced
+from bot.render.markdown import anchor, href, link, render_briefing, text
+from bot.render.sanitize import code_text, spaced
 from handlers.reply import ArticleRef, Code, Inline, Line, Reply, Strong
 from jobs.briefing_model import Link
 
@@ -35,11 +35,11 @@ def render_reply(reply: Reply) -> str:
 
 def _cited(body: str, articles: tuple[ArticleRef, ...]) -> str:
     """Paragraphs of plain text; `[n]` becomes a link to article n, other numbers stay text."""
-    urls = {a.number: target for a in articles if (target := http_url(a.url))}
+    urls = {a.number: a.url for a in articles if href(a.url) is not None}
 
     def link_number(match: re.Match[str]) -> str:
         number = int(match.group(1))
-        return f"[\\[{number}\\]]({urls[number]})" if number in urls else match.group(0)
+        return anchor(urls[number], match.group(0)) if number in urls else match.group(0)
 
     paragraphs = re.split(r"\n\s*\n", body.strip())
     return "\n\n".join(

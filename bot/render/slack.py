@@ -1,9 +1,13 @@
 """Slack Block Kit rendering of replies and briefings (pure functions).
 
-Feed text is untrusted: mentions are neutralised and `&`, `<`, `>` escaped, so no `<!channel>`,
-`<@U…>`, `<#C…>`, `<!subteam^…>` or `<url|label>` link from an article is ever live. (mrkdwn has
-no escape for `*`, `_`, `~` or a backtick: such characters in a title may style a few words, but
-can neither mention anyone nor link anywhere.) Limits enforced here: 50 blocks per message, 3000
+Feed text is untrusted and reaches mrkdwn by two functions only: text through `escape`
+(mentions neutralised, then `&`, `<`, `>` escaped) and link targets through `href` (http(s) only,
+percent-encoded so that no `>`, `|` or space can end the link, `&` written `&amp;`), joined into
+`<url|label>` by `anchor`. So no `<!channel>`, `<@U…>`, `<#C…>`, `<!subteam^…>` or link of an
+article's own making is ever live: the only `<…>` sequences in a message are the links built here
+and the sharer's `<@U…>`, whose id is checked. (mrkdwn has no escape for `*`, `_`, `~` or a
+backtick: such characters in a title may style a few words, but can neither mention anyone nor
+link anywhere.) Limits enforced here: 50 blocks per message, 3000
 characters per section text, 150 per header. Long text is split over several sections, never cut;
 only when a reply has more blocks than a message holds are articles left out, and it says so.
 """
@@ -49,13 +53,26 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def link(target: Link) -> str:
-    """`<url|label>`; a URL that is not http(s) is shown as its label only."""
-    url = http_url(target.url)
-    label = escape(one_line(target.name))
-    if url is None:
+def href(url: str) -> str | None:
+    """A link target for `<url|label>`, or None when `url` is not http(s). `http_url` has
+    already percent-encoded `<`, `>`, `|` and whitespace; `&` becomes `&amp;` because Slack
+    decodes entities inside links too (a raw `&lt;` in a query would otherwise change the URL)."""
+    target = http_url(url)
+    return None if target is None else target.replace("&", "&amp;")
+
+
+def anchor(url: str, label: str) -> str:
+    """`<url|label>` where `label` is mrkdwn already (escaped by the caller); the label alone
+    when the URL cannot be a link. Every link in a Slack message is made here."""
+    target = href(url)
+    if target is None:
         return label
-    return f"<{url}|{label or url}>"
+    return f"<{target}|{label or target}>"
+
+
+def link(target: Link) -> str:
+    """A link to `target` labelled with its (escaped) name."""
+    return anchor(target.url, escape(one_line(target.name)))
 
 
 def section(text: str) -> Block:
@@ -149,13 +166,15 @@ def _fit(head: list[Block], body: list[Block], tail: list[Block], room: int) -> 
 
 
 def _cited(text: str, articles: tuple[ArticleRef, ...]) -> str:
-    urls = {a.number: url for a in articles if (url := http_url(a.url))}
-    return _CITATION.sub(
-        lambda m: (
-            f"<{urls[int(m.group(1))]}|[{m.group(1)}]>" if int(m.group(1)) in urls else m.group(0)
-        ),
-        text,
-    )
+    """`[n]` in escaped text becomes a link to article n; a number without an article (or
+    whose URL is not http(s)) stays text."""
+    urls = {a.number: a.url for a in articles if http_url(a.url) is not None}
+
+    def link_number(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        return anchor(urls[number], match.group(0)) if number in urls else match.group(0)
+
+    return _CITATION.sub(link_number, text)
 
 
 def _line(ln: Line) -> str:
@@ -224,10 +243,7 @@ def briefing_parent_blocks(briefing: Briefing) -> list[Block]:
         blocks += sections(f"*今後の展望*\n{escape(trend.outlook)}")
     contents = "\n".join(
         f"{escape(s.heading)}: "
-        + ", ".join(
-            f"{i.number}. {escape(clip(one_line(neutralise_mentions(i.title)), 60))}"
-            for i in s.items
-        )
+        + ", ".join(f"{i.number}. {escape(clip(one_line(i.title), 60))}" for i in s.items)
         for s in briefing.sections
     )
     if contents:
