@@ -67,3 +67,31 @@ def test_models_and_migrations_agree(tmp_path: Path) -> None:
         assert diff == []
     finally:
         db.dispose()
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    """`upgrade_to_head` skips Alembic when the database is at HEAD_REVISION: the constant must
+    name the newest migration, or a new one would never be applied."""
+    from alembic.script import ScriptDirectory
+
+    from storage.migrate import HEAD_REVISION, MIGRATIONS_DIR
+
+    assert ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head() == HEAD_REVISION
+
+
+def test_a_database_behind_head_is_upgraded_and_one_at_head_is_left_alone(tmp_path: Path) -> None:
+    from alembic import command
+
+    from storage.migrate import HEAD_REVISION, alembic_config, current_revision
+
+    db = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    try:
+        assert current_revision(db.engine) is None
+        command.upgrade(alembic_config(db.engine), "0004")
+        assert current_revision(db.engine) == "0004"
+        upgrade_to_head(db.engine)
+        assert current_revision(db.engine) == HEAD_REVISION
+        upgrade_to_head(db.engine)
+        assert current_revision(db.engine) == HEAD_REVISION
+    finally:
+        db.dispose()
