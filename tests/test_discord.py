@@ -385,7 +385,7 @@ async def test_slack_and_discord_in_one_ainews_run(
     """`ainews run` as a process with both tokens: a search answered on each platform, and
     `post-digest` posting a thread on each."""
     from storage.clock import utcnow
-    from tests.test_slack import CHANNEL, SECRET, post_command
+    from tests.test_slack import CHANNEL, live_run_env, post_command
     from tests.test_slack import article_urls as slack_article_urls
 
     async with open_app(make_settings(tmp_path)) as app:
@@ -396,22 +396,13 @@ async def test_slack_and_discord_in_one_ainews_run(
     expected = await matching_urls(tmp_path, demo_database, "半導体")
     assert 0 < len(expected) <= 10  # one page
     async with SlackServer() as slack:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "DATABASE_URL": f"sqlite:///{demo_database}",
-            "AINEWS_VAR_DIR": str(tmp_path / "var"),
-            "AINEWS_SOURCES_FILE": str(tmp_path / "none.toml"),
-            "AINEWS_FETCH_TIMEOUT": "2",
-            "SLACK_BOT_TOKEN": "xoxb-test",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "AINEWS_SLACK_CHANNEL": CHANNEL,
-            "SLACK_API_URL": slack.api_url,
-            "AINEWS_HTTP_HOST": "127.0.0.1",
-            "AINEWS_HTTP_PORT": "0",
-            "AINEWS_SLACK_POST_INTERVAL": "0",
-            "AINEWS_ADMIN_USERS": f"UADMIN,{USER_ID}",
-            "AINEWS_SHUTDOWN_GRACE": "5",
-            "AINEWS_BRIEFING_TIME": briefing_time.strftime("%H:%M"),
+        env = live_run_env(
+            tmp_path,
+            demo_database,
+            slack,
+            briefing_time=briefing_time,
+            admins=f"UADMIN,{USER_ID}",
+        ) | {
             "DISCORD_TOKEN": BOT_TOKEN,
             "AINEWS_DISCORD_CHANNEL_ID": str(TEXT_CHANNEL_ID),
             "AINEWS_DISCORD_GUILD_ID": str(GUILD_ID),

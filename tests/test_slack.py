@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -733,6 +734,35 @@ async def test_shutdown_answers_a_command_acked_during_the_grace_window(
     assert len(answered) == 1 and "規制が議論されている" in str(answered[0]["blocks"])
 
 
+def live_run_env(
+    tmp_path: Path,
+    database: Path,
+    slack: SlackServer,
+    *,
+    briefing_time: dt_time,
+    admins: str = "UADMIN",
+) -> dict[str, str]:
+    """The environment of a real `ainews run` process on `database` with Slack pointed at the
+    stand-in; `briefing_time` keeps any briefing from falling due while the test runs."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": f"sqlite:///{database}",
+        "AINEWS_VAR_DIR": str(tmp_path / "var"),
+        "AINEWS_SOURCES_FILE": str(tmp_path / "none.toml"),
+        "AINEWS_FETCH_TIMEOUT": "2",
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "AINEWS_SLACK_CHANNEL": CHANNEL,
+        "SLACK_API_URL": slack.api_url,
+        "AINEWS_HTTP_HOST": "127.0.0.1",
+        "AINEWS_HTTP_PORT": "0",
+        "AINEWS_SLACK_POST_INTERVAL": "0",
+        "AINEWS_ADMIN_USERS": admins,
+        "AINEWS_SHUTDOWN_GRACE": "2",
+        "AINEWS_BRIEFING_TIME": briefing_time.strftime("%H:%M"),
+    }
+
+
 async def test_ainews_run_in_http_mode_answers_and_posts_on_demand(
     tmp_path: Path, demo_database: Path, slack: SlackServer
 ) -> None:
@@ -749,23 +779,7 @@ async def test_ainews_run_in_http_mode_answers_and_posts_on_demand(
     )
     expected = await matching_urls(tmp_path, demo_database, "半導体")
     assert 0 < len(expected) <= 10  # one page
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": f"sqlite:///{demo_database}",
-        "AINEWS_VAR_DIR": str(tmp_path / "var"),
-        "AINEWS_SOURCES_FILE": str(tmp_path / "none.toml"),
-        "AINEWS_FETCH_TIMEOUT": "2",
-        "SLACK_BOT_TOKEN": "xoxb-test",
-        "SLACK_SIGNING_SECRET": SECRET,
-        "AINEWS_SLACK_CHANNEL": CHANNEL,
-        "SLACK_API_URL": slack.api_url,
-        "AINEWS_HTTP_HOST": "127.0.0.1",
-        "AINEWS_HTTP_PORT": "0",
-        "AINEWS_SLACK_POST_INTERVAL": "0",
-        "AINEWS_ADMIN_USERS": "UADMIN",
-        "AINEWS_SHUTDOWN_GRACE": "2",
-        "AINEWS_BRIEFING_TIME": briefing_time.strftime("%H:%M"),  # nothing due while we test
-    }
+    env = live_run_env(tmp_path, demo_database, slack, briefing_time=briefing_time)
     process = await asyncio.create_subprocess_exec(
         AINEWS, "run", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
     )
