@@ -69,6 +69,7 @@ from typing import Any, Final, Literal, NamedTuple, TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.demo.local_server import LocalServer
+from tests.fakes.waiting import lower_headers, poll
 
 __all__ = [
     "ADMINISTRATOR",
@@ -158,7 +159,6 @@ _PRIVILEGED_INTENTS: Final = (1 << 1) | (1 << 8) | (1 << 15)  # members, presenc
 _INTENT_GUILDS: Final = 1 << 0
 _DISCORD_EPOCH_MS: Final = 1_420_070_400_000
 _DM_CHANNEL_BASE: Final = 1300000000000000000
-_POLL_INTERVAL: Final = 0.005
 _API_PREFIX: Final = "/api/v10"
 _CHANNEL_TEXT, _CHANNEL_DM, _CHANNEL_NEWS = 0, 1, 5
 _CHANNEL_PUBLIC_THREAD, _CHANNEL_PRIVATE_THREAD = 11, 12
@@ -889,7 +889,7 @@ class DiscordServer(LocalServer):
 
         Raises `TimeoutError` naming what did arrive, which usually explains the failure.
         """
-        return await _poll(
+        return await poll(
             lambda: (
                 calls
                 if len(calls := [c for c in self.calls_to(pattern) if c.status is not None])
@@ -909,7 +909,7 @@ class DiscordServer(LocalServer):
             found = self.messages if channel is None else self.messages_in(channel)
             return list(found) if len(found) >= count else None
 
-        return await _poll(
+        return await poll(
             probe,
             timeout,
             lambda: (
@@ -923,7 +923,7 @@ class DiscordServer(LocalServer):
         self, token: str, count: int = 1, timeout: float = 5.0
     ) -> list[InteractionResponse]:
         """Poll until the bot did `count` things with interaction `token`; return them all."""
-        return await _poll(
+        return await poll(
             lambda: found if len(found := self.responses_to(token)) >= count else None,
             timeout,
             lambda: (
@@ -936,7 +936,7 @@ class DiscordServer(LocalServer):
     async def wait_for_ready(self, timeout: float = 5.0, count: int = 1) -> GatewaySession:
         """Poll until `count` sessions identified and got READY plus their GUILD_CREATEs;
         return the newest. ``count=2`` waits out a re-identify after a dropped session."""
-        return await _poll(
+        return await poll(
             lambda: (
                 ready[-1]
                 if len(ready := [s for s in self.gateway_sessions if s.ready and not s.resumed])
@@ -949,7 +949,7 @@ class DiscordServer(LocalServer):
 
     async def wait_for_resumed(self, timeout: float = 5.0, count: int = 1) -> GatewaySession:
         """Poll until `count` connections resumed a session (RESUMED sent); return the newest."""
-        return await _poll(
+        return await poll(
             lambda: (
                 resumed[-1]
                 if len(resumed := [s for s in self.gateway_sessions if s.ready and s.resumed])
@@ -1095,7 +1095,7 @@ class DiscordServer(LocalServer):
             params=matched[1] if matched else {},
             query=dict(request.query),
             json=body,
-            headers=_lower_headers(request),
+            headers=lower_headers(request),
             at=time.monotonic(),
             files=files,
         )
@@ -1955,7 +1955,7 @@ class DiscordServer(LocalServer):
             await connection.ws.send_str(text)
 
     async def _ready_connection(self, timeout: float) -> _Connection:
-        return await _poll(
+        return await poll(
             lambda: next(
                 (c for c in reversed(self._connections) if c.session.ready and not c.ws.closed),
                 None,
@@ -2709,28 +2709,8 @@ async def _read_body(request: web.Request) -> tuple[Any, list[UploadedFile], boo
         return None, [], False
 
 
-def _lower_headers(request: web.Request) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return headers
-
-
 async def _close(connection: _Connection, code: int, reason: bytes) -> None:
     """Close from the server side, remembering our code (the client answers with its own)."""
     if connection.session.close_code is None:
         connection.session.close_code = code
     await connection.ws.close(code=code, message=reason)
-
-
-async def _poll(probe: Callable[[], _T | None], timeout: float, describe: Callable[[], str]) -> _T:
-    """Re-check `probe` every few ms until it returns something, or raise `TimeoutError`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {describe()}")
-        await asyncio.sleep(_POLL_INTERVAL)

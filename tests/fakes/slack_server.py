@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.demo.local_server import LocalServer
+from tests.fakes.waiting import lower_headers, poll
 
 __all__ = [
     "APP_ID",
@@ -73,7 +74,6 @@ JSON_PARAMS: Final = frozenset({"blocks", "attachments", "view", "metadata", "un
 _WORKSPACE_TOKEN_PREFIXES: Final = ("xoxb-", "xoxp-")
 _APP_TOKEN_PREFIX: Final = "xapp-"
 _FIRST_TS: Final = 1_700_000_000
-_POLL_INTERVAL: Final = 0.005
 _MESSAGE_BLOCK_LIMIT: Final = 50
 _VIEW_BLOCK_LIMIT: Final = 100
 
@@ -311,7 +311,7 @@ class SlackServer(LocalServer):
 
         Raises `TimeoutError` naming what did arrive, which usually explains the failure.
         """
-        return await _poll(
+        return await poll(
             lambda: calls if len(calls := self.calls_to(method)) >= count else None,
             timeout,
             lambda: f"{count} call(s) to {method}; got {[c.method for c in self.calls]}",
@@ -319,7 +319,7 @@ class SlackServer(LocalServer):
 
     async def wait_for_message(self, count: int = 1, timeout: float = 5.0) -> list[PostedMessage]:
         """Poll until `count` messages were posted (successfully); return them all."""
-        return await _poll(
+        return await poll(
             lambda: list(self.messages) if len(self.messages) >= count else None,
             timeout,
             lambda: f"{count} posted message(s); got {len(self.messages)}",
@@ -327,7 +327,7 @@ class SlackServer(LocalServer):
 
     async def wait_for_response(self, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Poll until `count` posts to response URLs arrived; return their bodies."""
-        return await _poll(
+        return await poll(
             lambda: list(self.responses) if len(self.responses) >= count else None,
             timeout,
             lambda: f"{count} response_url post(s); got {len(self.responses)}",
@@ -380,7 +380,7 @@ class SlackServer(LocalServer):
 
         Slack gives a client 3 seconds to ack; tests usually assert on `SocketAck.at` for that.
         """
-        ack = await _poll(
+        ack = await poll(
             lambda: next((a for a in self.socket_acks if a.envelope_id == envelope_id), None),
             timeout,
             lambda: f"ack of {envelope_id}; got {[a.envelope_id for a in self.socket_acks]}",
@@ -418,7 +418,7 @@ class SlackServer(LocalServer):
                 return None
             return next(((c, ws) for c, ws in reversed(self._sockets) if not ws.closed), None)
 
-        return await _poll(
+        return await poll(
             newest_open,
             timeout,
             lambda: f"Socket Mode client #{count}; {len(self.socket_connections)} connected so far",
@@ -433,7 +433,7 @@ class SlackServer(LocalServer):
         call = ApiCall(
             method=method,
             params=params,
-            headers=_lower_headers(request),
+            headers=lower_headers(request),
             at=time.monotonic(),
             http_method=request.method,
         )
@@ -466,7 +466,7 @@ class SlackServer(LocalServer):
             body = None
         if not isinstance(body, dict):
             return web.Response(status=400, text="invalid_payload", content_type="text/plain")
-        post = ResponsePost(name, body, _lower_headers(request), time.monotonic())
+        post = ResponsePost(name, body, lower_headers(request), time.monotonic())
         self.response_posts.append(post)
         self.responses.append(body)
         return web.json_response({"ok": True})
@@ -989,14 +989,6 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], str | None
     return params, None
 
 
-def _lower_headers(request: web.Request) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return headers
-
-
 def _is_list_of_dicts(value: Any) -> TypeGuard[list[dict[str, Any]]]:
     return isinstance(value, list) and all(isinstance(item, dict) for item in value)
 
@@ -1021,15 +1013,3 @@ def _as_json(message: PostedMessage) -> dict[str, Any]:
     if message.edited:
         body["edited"] = {"user": BOT_USER_ID, "ts": message.ts}
     return body
-
-
-async def _poll(probe: Callable[[], _T | None], timeout: float, describe: Callable[[], str]) -> _T:
-    """Re-check `probe` every few ms until it returns something, or raise `TimeoutError`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {describe()}")
-        await asyncio.sleep(_POLL_INTERVAL)
