@@ -100,6 +100,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+async def demo_database(tmp_path: Path) -> Path:
+    """The offline demo's database: every demo feed polled and summarised (DEMO_DAY's data)."""
+    from bot.demo.run import run_demo
+
+    settings = make_settings(tmp_path)
+    await run_demo(settings)
+    return settings.var_dir / "demo" / "ainews-demo.sqlite3"
+
+
+@pytest.fixture
 async def feed_server() -> AsyncIterator[FeedServer]:
     async with FeedServer() as server:
         yield server

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from bot.app import App, handler_context, open_app
-from bot.demo.run import run_demo
 from bot.render.reply_markdown import render_reply
 from handlers.ask import NOTHING_FOUND, handle_ask, question_terms
 from handlers.reply import plain_text
@@ -19,13 +18,6 @@ from tests.conftest import demo_clock, make_settings
 from tests.fakes.openai_server import OpenAIServer
 
 FENCE = re.compile(r"<<<ARTICLE (\w+)>>>\n(.*)\n<<<END ARTICLE \1>>>", re.S)
-
-
-@pytest.fixture
-async def demo_database(tmp_path: Path) -> Path:
-    settings = make_settings(tmp_path)
-    await run_demo(settings)
-    return settings.var_dir / "demo" / "ainews-demo.sqlite3"
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from bot.app import App, handler_context, open_app
-from bot.demo.run import run_demo
 from handlers.commands import handle_command
 from handlers.reply import Code, Reply, RepostBriefing, plain_text
 from tests.conftest import DEMO_DAY, demo_clock, make_settings
@@ -16,11 +15,8 @@ from tests.fakes.openai_server import OpenAIServer
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[App]:
-    settings = make_settings(tmp_path)
-    await run_demo(settings)
-    database = settings.var_dir / "demo" / "ainews-demo.sqlite3"
-    settings = make_settings(tmp_path, DATABASE_URL=f"sqlite:///{database}")
+async def app(tmp_path: Path, demo_database: Path) -> AsyncIterator[App]:
+    settings = make_settings(tmp_path, DATABASE_URL=f"sqlite:///{demo_database}")
     async with open_app(settings, clock=demo_clock) as app:
         yield app
 
@@ -97,13 +93,11 @@ async def test_post_digest_is_an_effect_for_admins_only(app: App) -> None:
 
 
 async def test_digest_is_built_once_per_day_whoever_asks(
-    tmp_path: Path, openai_server: OpenAIServer
+    tmp_path: Path, demo_database: Path, openai_server: OpenAIServer
 ) -> None:
     """A digest request never rebuilds the briefing: the model writes the day's trend once,
     and every later `digest` — from anyone — is the stored briefing."""
-    settings = make_settings(tmp_path)
-    await run_demo(settings)
-    database = settings.var_dir / "demo" / "ainews-demo.sqlite3"
+    database = demo_database
     openai_server.enqueue_json(
         {
             "themes": [{"name": "推論チップ", "text": "Hoshizora AIが量産を開始した（#1）。"}],

@@ -21,7 +21,6 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.app import App, briefing_for, open_app
-from bot.demo.run import run_demo
 from bot.platforms.discord import DiscordBot, build_discord
 from bot.publishing.chat import ChatCore
 from bot.publishing.platform import Platform
@@ -55,13 +54,6 @@ from tests.fakes.slack_server import SlackServer
 from tests.test_cli import AINEWS
 
 MESSAGES = "POST /channels/{channel_id}/messages"
-
-
-@pytest.fixture
-async def demo_database(tmp_path: Path) -> Path:
-    settings = make_settings(tmp_path)
-    await run_demo(settings)
-    return settings.var_dir / "demo" / "ainews-demo.sqlite3"
 
 
 @pytest.fixture

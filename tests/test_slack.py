@@ -22,7 +22,6 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.app import App, briefing_for, open_app
-from bot.demo.run import run_demo
 from bot.platforms.slack import SlackBot, build_slack
 from bot.publishing.chat import ChatCore
 from bot.publishing.platform import Platform
@@ -53,13 +52,6 @@ from tests.test_cli import AINEWS
 
 SECRET = "test-signing-secret"
 CHANNEL = "C0BRIEF"
-
-
-@pytest.fixture
-async def demo_database(tmp_path: Path) -> Path:
-    settings = make_settings(tmp_path)
-    await run_demo(settings)
-    return settings.var_dir / "demo" / "ainews-demo.sqlite3"
 
 
 @pytest.fixture
