@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from bot.render.sanitize import http_url
 from handlers.reply import ArticleRef, Paging
 
 AUTOMATIC = "（自動抽出）"
@@ -31,6 +32,25 @@ def article_meta(article: ArticleRef, escape: Callable[[str], str]) -> str:
     if article.other_sources:
         meta.append(f"ほか{article.other_sources}媒体")
     return " ・ ".join(meta)
+
+
+def link_citations(
+    text: str,
+    articles: tuple[ArticleRef, ...],
+    *,
+    citation: re.Pattern[str],
+    anchor: Callable[[str, str], str],
+) -> str:
+    """`[n]` in already-escaped text (found by the renderer's `citation` pattern, whose group 1
+    is n) becomes `anchor(url, "[n]")` for article n; a number with no article, or whose URL
+    is not http(s), stays text."""
+    urls = {a.number: a.url for a in articles if http_url(a.url) is not None}
+
+    def link_number(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        return anchor(urls[number], match.group(0)) if number in urls else match.group(0)
+
+    return citation.sub(link_number, text)
 
 
 def paging_text(paging: Paging) -> str:

@@ -31,6 +31,7 @@ from bot.render.common import (
     AUTOMATIC,
     article_meta,
     considered,
+    link_citations,
     paging_text,
     split_text,
     stars,
@@ -319,16 +320,10 @@ def _assemble(content: str, embeds: list[discord.Embed]) -> list[DiscordMessage]
 
 
 def _cited(text: str, articles: tuple[ArticleRef, ...]) -> str:
-    """`[n]` becomes a masked link to article n; numbers without an article stay text."""
-    urls = {a.number: a.url for a in articles if href(a.url) is not None}
+    def in_content(url: str, label: str) -> str:
+        return anchor(url, label, in_content=True)
 
-    def link_number(match: re.Match[str]) -> str:
-        number = int(match.group(1))
-        if number not in urls:
-            return match.group(0)
-        return anchor(urls[number], match.group(0), in_content=True)
-
-    return _CITATION.sub(link_number, text)
+    return link_citations(text, articles, citation=_CITATION, anchor=in_content)
 
 
 def _line(ln: Line) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from bot.render.common import AUTOMATIC, article_meta, paging_text
-from bot.render.markdown import anchor, href, link, render_briefing, text
+from bot.render.common import AUTOMATIC, article_meta, link_citations, paging_text
+from bot.render.markdown import anchor, link, render_briefing, text
 from bot.render.sanitize import code_text, spaced
 from handlers.reply import ArticleRef, Code, Inline, Line, Reply, Strong
 from jobs.briefing_model import Link
@@ -35,15 +35,13 @@ def render_reply(reply: Reply) -> str:
 
 def _cited(body: str, articles: tuple[ArticleRef, ...]) -> str:
     """Paragraphs of plain text; `[n]` becomes a link to article n, other numbers stay text."""
-    urls = {a.number: a.url for a in articles if href(a.url) is not None}
-
-    def link_number(match: re.Match[str]) -> str:
-        number = int(match.group(1))
-        return anchor(urls[number], match.group(0)) if number in urls else match.group(0)
-
     paragraphs = re.split(r"\n\s*\n", body.strip())
     return "\n\n".join(
-        _HARD_BREAK.join(_CITATION.sub(link_number, text(ln)) for ln in p.split("\n") if ln.strip())
+        _HARD_BREAK.join(
+            link_citations(text(ln), articles, citation=_CITATION, anchor=anchor)
+            for ln in p.split("\n")
+            if ln.strip()
+        )
         for p in paragraphs
     )
 

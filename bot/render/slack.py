@@ -22,6 +22,7 @@ from bot.render.common import (
     AUTOMATIC,
     article_meta,
     considered,
+    link_citations,
     paging_text,
     split_text,
     stars,
@@ -166,15 +167,7 @@ def _fit(head: list[Block], body: list[Block], tail: list[Block], room: int) -> 
 
 
 def _cited(text: str, articles: tuple[ArticleRef, ...]) -> str:
-    """`[n]` in escaped text becomes a link to article n; a number without an article (or
-    whose URL is not http(s)) stays text."""
-    urls = {a.number: a.url for a in articles if http_url(a.url) is not None}
-
-    def link_number(match: re.Match[str]) -> str:
-        number = int(match.group(1))
-        return anchor(urls[number], match.group(0)) if number in urls else match.group(0)
-
-    return _CITATION.sub(link_number, text)
+    return link_citations(text, articles, citation=_CITATION, anchor=anchor)
 
 
 def _line(ln: Line) -> str:
