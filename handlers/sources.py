@@ -125,11 +125,7 @@ async def list_sources_reply(ctx: HandlerContext, *, page: int = 1) -> Reply:
 
 
 def _source_line(ctx: HandlerContext, source: Source) -> Line:
-    label = (
-        ctx.taxonomy.get(source.category).label
-        if source.category in ctx.taxonomy.slugs
-        else source.category
-    )
+    label = ctx.taxonomy.label_of(source.category)
     parts: list[Inline] = []
     if ctx.is_admin:
         # The id is what `sources remove` accepts, shorter than a URL to type.

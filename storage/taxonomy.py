@@ -57,6 +57,11 @@ class Taxonomy:
                 return category
         raise KeyError(slug)
 
+    def label_of(self, slug: str) -> str:
+        """The heading of a category, or the slug itself for one no longer configured (rows
+        stored before the list changed still need a name to show)."""
+        return self.get(slug).label if slug in self.slugs else slug
+
     def order(self, slug: str) -> int:
         return self.slugs.index(slug) if slug in self.slugs else len(self.categories)
 

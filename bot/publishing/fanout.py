@@ -40,9 +40,7 @@ def bundle_reply(items: list[PendingItem], taxonomy: Taxonomy) -> Reply:
                 url=item.url,
                 source=item.source,
                 published=None,
-                category=taxonomy.get(item.category).label
-                if item.category in taxonomy.slugs
-                else item.category,
+                category=taxonomy.label_of(item.category),
                 snippet=item.overview,
             )
             for n, item in enumerate(shown, start=1)
