@@ -33,8 +33,7 @@ from bot.publishing.chat import ChatCore
 from bot.publishing.destinations import Destinations
 from bot.publishing.platform import Platform
 from bot.publishing.ports import Publisher
-from jobs.briefing import briefing_day_for
-from jobs.daily import build_and_store
+from jobs.daily import build_and_store, latest_complete_day
 from storage.replies import prune_replies
 
 log = logging.getLogger(__name__)
@@ -155,7 +154,7 @@ async def run_bot(
 
     async def daily_briefing() -> None:
         await poll_and_summarize()
-        day = briefing_day_for(app.clock(), app.briefing_config) - timedelta(days=1)
+        day = latest_complete_day(app.clock(), app.briefing_config)
         briefing = await build_and_store(
             db=app.db, day=day, config=app.briefing_config, taxonomy=app.taxonomy, llm=app.llm
         )
