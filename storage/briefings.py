@@ -164,15 +164,6 @@ def daily_briefing(*, session: Session, day: date) -> dict[str, Any] | None:
     return row.payload if row is not None else None
 
 
-def latest_daily_briefing(*, session: Session, before: date) -> dict[str, Any] | None:
-    row = session.exec(
-        select(DailyBriefing)
-        .where(col(DailyBriefing.day) <= before)
-        .order_by(col(DailyBriefing.day).desc())
-    ).first()
-    return row.payload if row is not None else None
-
-
 def save_daily_briefing(
     *, session: Session, day: date, payload: dict[str, Any], replace: bool
 ) -> dict[str, Any]:
