@@ -40,6 +40,21 @@ POSTGRES_URL = os.environ.get("AINEWS_TEST_POSTGRES_URL", "")
 UNDER_CI = os.environ.get("CI") == "true"
 
 
+# Real publishers' feeds, byte-exact, kept beside the project (never copied into it).
+REALFEEDS = PROJECT_ROOT.parent / "shared" / "realfeeds"
+
+
+def realfeeds_dir() -> Path:
+    """The real-feed corpus. Without it a test skips and says why, except under CI, where its
+    absence is a failure: there it must be tested, not silently passed over."""
+    if not (REALFEEDS / "manifest.json").is_file():
+        reason = f"the real-feeds corpus is not at {REALFEEDS} (../shared/realfeeds/)"
+        if UNDER_CI:
+            pytest.fail(f"{reason}; under CI it must be there")
+        pytest.skip(reason)
+    return REALFEEDS
+
+
 class NetworkBlocked(RuntimeError):
     pass
 

@@ -30,10 +30,9 @@ from storage.db import Database
 from storage.migrate import alembic_config, upgrade_to_head
 from storage.models import Article, Source, Summary
 from storage.sources import SourceSpec, add_missing_sources
-from tests.conftest import UNDER_CI, make_settings
+from tests.conftest import make_settings, realfeeds_dir
 from tests.fakes.feed_server import FeedServer
 
-REALFEEDS = Path(__file__).resolve().parents[2] / "shared" / "realfeeds"
 # A fixed "now" for the poller, later than every date in the hand-made feeds; feed dates lie
 # before it, so nothing here depends on the day the tests run.
 T0 = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
@@ -323,14 +322,6 @@ async def test_an_undated_entry_is_dated_when_first_seen(app: App, feed_server: 
     assert ensure_utc(second["Undated three"].first_seen_at) == later
 
 
-def _realfeeds() -> Path:
-    if not REALFEEDS.is_dir():
-        if UNDER_CI:
-            pytest.fail(f"{REALFEEDS} is missing under CI")
-        pytest.skip(f"{REALFEEDS} is absent (the shared real-feed corpus)")
-    return REALFEEDS
-
-
 FRAGMENT_FEEDS = [
     "ja_hatena_bookmark_atom03.xml",
     "ja_tdiary_ishinao_eucjp.rdf",
@@ -355,7 +346,7 @@ async def test_real_fragment_identified_feeds_keep_every_entry(
 ) -> None:
     """Real Hatena, tDiary and scripting.com feeds, byte for byte: every distinct entry is
     stored (before: 15 Hatena bookmarks became 2, and 34 tDiary posts 2)."""
-    corpus = _realfeeds()
+    corpus = realfeeds_dir()
     manifest = {r["file"]: r for r in json.loads((corpus / "manifest.json").read_text())}
     expected: dict[str, int] = {}
     for name in FRAGMENT_FEEDS:

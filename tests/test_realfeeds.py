@@ -33,13 +33,11 @@ from lxml import etree
 from sqlmodel import Session, col, select
 
 from bot.app import App, open_app, poll_once
-from bot.config import PROJECT_ROOT, Settings
+from bot.config import Settings
 from storage.models import Article, Source
 from storage.sources import SourceSpec, add_missing_sources
-from tests.conftest import UNDER_CI, make_settings
+from tests.conftest import REALFEEDS, make_settings, realfeeds_dir
 from tests.fakes.feed_server import FeedServer, Response
-
-REALFEEDS: Final = PROJECT_ROOT.parent / "shared" / "realfeeds"
 
 # What real servers send for each kind of feed, without a charset parameter: the corpus is
 # about what the documents themselves declare (RFC 7303: then the BOM or the XML declaration
@@ -148,12 +146,7 @@ class RawEntry:
 
 def load_corpus() -> list[CorpusFeed]:
     """The corpus in manifest order, or a skip (a failure under CI) when it is absent."""
-    manifest = REALFEEDS / "manifest.json"
-    if not manifest.is_file():
-        reason = f"the real-feeds corpus is not at {REALFEEDS} (../shared/realfeeds/)"
-        if UNDER_CI:
-            pytest.fail(f"{reason}; under CI it must be there")
-        pytest.skip(reason)
+    manifest = realfeeds_dir() / "manifest.json"
     records: list[dict[str, Any]] = json.loads(manifest.read_text(encoding="utf-8"))
     return [
         CorpusFeed(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,15 +20,14 @@ from bot.render.sanitize import http_url, neutralise_mentions
 from handlers.reply import ArticleRef, Code, Href, Paging, Reply, Strong, line
 from jobs.briefing_model import Briefing, BriefingItem, BriefingSection, Highlight, Link, Trend
 from jobs.feed_parse import parse_feed
+from tests.conftest import realfeeds_dir
 
-REALFEEDS = Path(__file__).resolve().parents[2] / "shared" / "realfeeds"
 WHEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOSTILE = (
     "@everyone <@123> <@!456> <@&1> <#1> <!channel> </ask question:99> "
     "[click](http://evil.example) **bold** `tick`\n# heading\n-# small\n> quote"
 )
 LIVE_MENTION = re.compile(r"<[@#!/]|@everyone|@here")
-
 
 # ── factories ───────────────────────────────────────────────────────────────────────────────
 
@@ -463,9 +461,7 @@ def test_slack_digest_keeps_its_button() -> None:
 
 
 def _real_entries(name: str) -> list[Any]:
-    path = REALFEEDS / name
-    if not path.exists():
-        pytest.skip(f"real feed corpus not found at {REALFEEDS}")
+    path = realfeeds_dir() / name
     parsed = parse_feed(path.read_bytes(), f"https://feeds.example/{name}")
     assert parsed.error is None and parsed.entries
     return parsed.entries

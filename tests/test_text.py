@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bench.html_text import REALFEEDS, corpus_fragments, regex_to_text
+from bench.html_text import corpus_fragments, regex_to_text
 from bot.app import open_app
 from jobs.summarize import SummarizeConfig, Summarizer
 from jobs.text import MAX_BODY_CHARS, content_hash, html_to_text
@@ -21,7 +21,7 @@ from storage.articles import NewArticle, insert_new_articles
 from storage.clock import utcnow
 from storage.models import Summary
 from storage.sources import SourceSpec, add_missing_sources, list_sources
-from tests.conftest import UNDER_CI, make_settings
+from tests.conftest import make_settings, realfeeds_dir
 from tests.fakes.openai_server import OpenAIServer
 
 MB = 1_000_000
@@ -146,11 +146,7 @@ def test_real_feeds_read_as_before_apart_from_whitespace() -> None:
     """Every content, summary and title of the 77 real feeds gives the same text as the regex
     stripper did, up to whitespace (implied paragraph ends, stray end tags), except the two
     feeds whose text contains a `<` that is not a tag in one reading and is in the other."""
-    if not REALFEEDS.is_dir():
-        message = f"the real-feeds corpus is not at {REALFEEDS} (../shared/realfeeds/)"
-        if UNDER_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    realfeeds_dir()
     fragments = corpus_fragments()
     assert len(fragments) > 6000
     identical = 0
