@@ -136,30 +136,64 @@ async def openai_server() -> AsyncIterator[OpenAIServer]:
         yield server
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """The PostgreSQL test database, emptied; skipped when unreachable, except under CI."""
-    url = POSTGRES_URL
-    if not url:
+def _unreachable(reason: str) -> None:
+    if UNDER_CI:
+        pytest.fail(f"PostgreSQL unreachable under CI: {reason}")
+    pytest.skip(f"PostgreSQL unreachable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of this test run's own (`ainews_test_<random>`) on the server that
+    AINEWS_TEST_POSTGRES_URL names, dropped at the end: the tests never touch a database they
+    did not create, and two runs on one server (two checkouts, two CI jobs) cannot collide."""
+    if not POSTGRES_URL:
         if UNDER_CI:
             pytest.fail("AINEWS_TEST_POSTGRES_URL is not set under CI")
         pytest.skip("AINEWS_TEST_POSTGRES_URL not set")
+    import secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from storage.db import normalise_database_url
+
+    server = make_url(normalise_database_url(POSTGRES_URL))
+    name = f"ainews_test_{secrets.token_hex(6)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        _unreachable(str(exc).splitlines()[0])
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> Iterator[str]:
+    """This run's PostgreSQL database with an empty schema, for one test."""
     from sqlalchemy import text
 
     from storage.db import create_db_engine
 
-    engine = create_db_engine(url)
+    engine = create_db_engine(postgres_database)
     try:
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
     except Exception as exc:
-        if UNDER_CI:
-            pytest.fail(f"PostgreSQL unreachable under CI: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+        _unreachable(str(exc).splitlines()[0])
     finally:
         engine.dispose()
-    yield url
+    yield postgres_database
 
 
 def redate_articles(database_url: str, *, days: int = 0, by: timedelta = timedelta(0)) -> None:
