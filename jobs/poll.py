@@ -15,7 +15,7 @@ from typing import Any
 from jobs.feed_parse import ParsedEntry
 from jobs.fetch import Fetcher, FetchResult
 from jobs.parse_pool import ParsePool
-from jobs.stories import Titled
+from jobs.stories import STORY_WINDOW, Titled
 from jobs.text import MAX_BODY_CHARS, content_hash, nfkc
 from storage.articles import (
     FAILED,
@@ -36,7 +36,6 @@ from storage.sources import PollState, due_sources, record_poll_states
 
 log = logging.getLogger(__name__)
 
-STORY_WINDOW = timedelta(days=3)
 MAX_BACKOFF = timedelta(hours=24)
 MIN_EXTRACTED_CHARS = 200
 FULLTEXT_PER_POLL = 20

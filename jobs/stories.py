@@ -4,6 +4,12 @@ Titles are reduced to a set of tokens — Latin words (crudely singularised) and
 character bigrams of kanji/katakana runs (hiragana splits runs, since in headlines it is mostly
 particles) — and two titles are the same story when their Jaccard similarity reaches
 `THRESHOLD`.
+
+Reports of one story in two languages share few title words, but once the model has written a
+Japanese title for each (`TRANSLATED`), they share names and kanji bigrams. Translated titles
+vary more in wording, so a lower similarity suffices there when the two also share at least two
+Latin-script names or numbers (`Gemini`, `GPT-5`, `400`): a shared generic word (`AI`, `GPU`)
+with similar phrasing is not enough.
 """
 
 from __future__ import annotations
@@ -13,12 +19,34 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from jobs.text import nfkc
 
 THRESHOLD = 0.55
+# Articles first seen this far apart are not compared: a story is news for a few days.
+STORY_WINDOW = timedelta(days=3)
 MIN_TOKENS = 4
 MAX_POSTING = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """When two token sets are one story: similarity ≥ `strong`, or ≥ `threshold` with at least
+    `names` shared Latin-script tokens. `threshold` also sizes the prefix filter."""
+
+    threshold: float
+    strong: float
+    names: int = 0
+
+    def accepts(self, score: float, shared: frozenset[str]) -> bool:
+        if score >= self.strong:
+            return True
+        return score >= self.threshold and sum(t[0].isascii() for t in shared) >= self.names
+
+
+SAME_LANGUAGE = Rule(threshold=THRESHOLD, strong=THRESHOLD)
+TRANSLATED = Rule(threshold=0.4, strong=THRESHOLD, names=2)
 
 _LATIN = re.compile(r"[a-z]+(?:-[a-z0-9]+)*|\d+(?:\.\d+)?")
 _CJK_RUN = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ー]+")
@@ -48,12 +76,6 @@ def _stem(word: str) -> str:
     return word
 
 
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
-
-
 @dataclass(frozen=True, slots=True)
 class Titled:
     id: int
@@ -62,10 +84,13 @@ class Titled:
     story_id: int | None
 
 
-def assign_stories(known: Iterable[Titled], new: Iterable[Titled]) -> dict[int, int]:
+def assign_stories(
+    known: Iterable[Titled], new: Iterable[Titled], rule: Rule = SAME_LANGUAGE
+) -> dict[int, int]:
     """Story id for each new article: the story of the most similar earlier article from another
-    source (ties: the earliest), or its own id. `known` and `new` are in id order; new articles
-    also match each other (two feeds reporting the same story in one poll).
+    source that `rule` accepts (ties: the earliest), or else its own story (its id when it has
+    none yet). `known` and `new` are in id order; new articles also match each other (two feeds
+    reporting the same story in one poll).
 
     Candidates come from prefix filtering: if two sets have Jaccard ≥ t, they share at least
     one of any n − ⌈t·n⌉ + 1 tokens of the n-token set, so looking up only the rarest such
@@ -91,7 +116,7 @@ def assign_stories(known: Iterable[Titled], new: Iterable[Titled]) -> dict[int, 
         mine = title_tokens(item.title)
         best: tuple[float, int] | None = None
         if len(mine) >= MIN_TOKENS:
-            prefix = len(mine) - math.ceil(THRESHOLD * len(mine)) + 1
+            prefix = len(mine) - math.ceil(rule.threshold * len(mine)) + 1
             rarest = sorted(mine, key=lambda t: (len(index.get(t, ())), t))[:prefix]
             candidates = {
                 other
@@ -99,13 +124,22 @@ def assign_stories(known: Iterable[Titled], new: Iterable[Titled]) -> dict[int, 
                 if len(posting := index.get(token, ())) <= MAX_POSTING
                 for other in posting
             }
+            size = len(mine)
             for other in candidates:
-                if source[other] == item.source_id:
+                theirs = tokens[other]
+                # Jaccard ≥ t needs t·|A| ≤ |B| ≤ |A|/t: most candidates fail on size alone,
+                # and the score comes from the intersection only (no union set is built).
+                if source[other] == item.source_id or not (
+                    rule.threshold * size <= len(theirs) <= size / rule.threshold
+                ):
                     continue
-                score = similarity(mine, tokens[other])
-                if score >= THRESHOLD and (best is None or (score, -other) > (best[0], -best[1])):
+                shared = mine & theirs
+                score = len(shared) / (size + len(theirs) - len(shared))
+                if (best is None or (score, -other) > (best[0], -best[1])) and rule.accepts(
+                    score, shared
+                ):
                     best = (score, other)
-        story_id = story[best[1]] if best is not None else item.id
+        story_id = story[best[1]] if best is not None else item.story_id or item.id
         assigned[item.id] = story_id
         remember(item, mine, story_id)
     return assigned

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from jobs.cross_language import group_across_languages
 from jobs.extractive import EXTRACTIVE_MODEL, EXTRACTIVE_VERSION, summarize_extractively
 from jobs.grounding import grounding_problems
 from jobs.llm import LLM, BudgetExhausted, InvalidOutput, LLMError
@@ -104,6 +105,9 @@ class Summarizer:
         self.config = config
         self.llm = llm
         self._budget_spent = False
+        # Articles of the current batch summarised by the model (or from its cache): their
+        # Japanese titles can join stories across languages.
+        self._by_model: list[int] = []
 
     @property
     def model(self) -> str:
@@ -134,7 +138,9 @@ class Summarizer:
             sizes = await self.db.run(
                 story_sizes, story_ids={a.story_id for a, _ in pending if a.story_id}
             )
+            self._by_model = []
             await asyncio.gather(*(one(a, s, sizes.get(a.story_id or -1, 1)) for a, s in pending))
+            await group_across_languages(self.db, sorted(self._by_model))
         log.info("summarize finished", extra=report.as_dict())
         return report
 
@@ -167,6 +173,8 @@ class Summarizer:
                 summary = drafted
                 report.llm += 1
         await self.db.run(save_summary, summary=summary)
+        if summary.method == "llm":
+            self._by_model.append(article.id)
 
     async def _with_llm(
         self, article: Article, source: Source, report: SummarizeReport

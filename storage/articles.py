@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, func, or_, update
@@ -285,6 +285,54 @@ def set_story_ids(*, session: Session, story_of: dict[int, int]) -> None:
             update(Article),
             [{"id": article_id, "story_id": story_id} for article_id, story_id in story_of.items()],
         )
+
+
+def model_titles_near(
+    *, session: Session, article_ids: Sequence[int], window: timedelta
+) -> list[TitleRow]:
+    """The Japanese titles the model wrote, for articles first seen within `window` of the
+    given ones (which are included), in id order: what cross-language grouping compares."""
+    if not article_ids:
+        return []
+    first, last = session.exec(
+        select(func.min(Article.first_seen_at), func.max(Article.first_seen_at)).where(
+            col(Article.id).in_(list(article_ids))
+        )
+    ).one()
+    if first is None or last is None:
+        return []
+    rows = session.exec(
+        select(Article.id, Article.source_id, Summary.title_ja, Article.story_id)
+        .join(Summary, col(Summary.article_id) == Article.id)
+        .where(
+            col(Summary.method) == "llm",
+            col(Article.first_seen_at) >= first - window,
+            col(Article.first_seen_at) <= last + window,
+        )
+        .order_by(col(Article.id))
+    ).all()
+    return [TitleRow(id=r[0], source_id=r[1], title=r[2], story_id=r[3]) for r in rows if r[0]]
+
+
+def merge_stories(*, session: Session, into: dict[int, int]) -> int:
+    """Move every article of each story `s` into story `into[s]` (whole stories move, so an
+    English story's near-duplicates follow it into the Japanese one). Returns articles moved."""
+    moved = 0
+    for story, target in into.items():
+        if story == target:
+            continue
+        result = session.execute(
+            update(Article)
+            .where(
+                or_(
+                    col(Article.story_id) == story,
+                    (col(Article.id) == story) & col(Article.story_id).is_(None),
+                )
+            )
+            .values(story_id=target)
+        )
+        moved += int(getattr(result, "rowcount", 0) or 0)
+    return moved
 
 
 def articles_without_summary(*, session: Session, limit: int) -> list[tuple[Article, Source]]:
