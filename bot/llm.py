@@ -21,21 +21,24 @@ from openai import AsyncOpenAI
 from jobs.llm import BudgetExhausted, InvalidOutput, LLMError, LLMReply, TokenCounter
 from storage.clock import utcnow
 from storage.db import Database
-from storage.usage import record_usage, tokens_used_on
+from storage.usage import committed_on, reserve_tokens, settle_tokens, tokens_used_on
 
 log = logging.getLogger(__name__)
 
 # Chat framing adds a few tokens per message beyond their text.
 MESSAGE_OVERHEAD_TOKENS = 8
+# How often a call waiting for other processes' reservations looks again, in seconds.
+OTHERS_POLL = 0.2
 
 
 class TokenBudget:
-    """The day's allowance, shared by every call of this process.
+    """The day's allowance, shared by every call of every process on the database.
 
-    A call reserves its worst case (prompt plus the output cap) before it is sent. When that
-    does not fit beside the calls in flight, it waits for them to settle — their actual usage
-    is usually far below what they reserved — and only a call that cannot fit even with
-    nothing in flight is refused with `BudgetExhausted`.
+    A call reserves its worst case (prompt plus the output cap) in the day's budget row before
+    it is sent (`storage.usage.reserve_tokens`), and settles to what it used. When that does
+    not fit beside the calls in flight, it waits for them to settle — their actual usage is
+    usually far below what they reserved: this process's calls signal it, another process's
+    are polled for — and a call that cannot fit even then is refused with `BudgetExhausted`.
     """
 
     def __init__(
@@ -45,11 +48,13 @@ class TokenBudget:
         daily_limit: int,
         tz: tzinfo,
         clock: Callable[[], datetime] = utcnow,
+        others_wait: float = 30.0,
     ) -> None:
         self.db = db
         self.daily_limit = daily_limit
         self.tz = tz
         self.clock = clock
+        self.others_wait = others_wait
         self._changed = asyncio.Condition()
         self._reserved = 0
 
@@ -57,35 +62,46 @@ class TokenBudget:
         """The local day the budget counts; from the app's clock, so tests can pin it."""
         return self.clock().astimezone(self.tz).date()
 
-    async def reserve(self, tokens: int) -> None:
+    async def reserve(self, tokens: int) -> date:
+        """Reserve `tokens`; returns the day they count on, for `settle`."""
+        waited = 0.0
         async with self._changed:
             while True:
-                used = await self.db.run(tokens_used_on, day=self.today())
-                if used + self._reserved + tokens <= self.daily_limit:
+                day = self.today()
+                if await self.db.run(
+                    reserve_tokens, day=day, tokens=tokens, limit=self.daily_limit
+                ):
                     self._reserved += tokens
-                    return
-                if self._reserved == 0:
+                    return day
+                if self._reserved:
+                    await self._changed.wait()  # our own calls in flight will settle
+                    continue
+                spent = await self.db.run(tokens_used_on, day=day)
+                if spent + tokens > self.daily_limit or waited >= self.others_wait:
+                    committed = await self.db.run(committed_on, day=day)
                     raise BudgetExhausted(
-                        f"daily token budget spent ({used} of {self.daily_limit} used)"
+                        f"daily token budget spent ({committed} of {self.daily_limit} used)"
                     )
-                await self._changed.wait()
+                # Other processes' calls hold the room; they settle within a call's time.
+                await asyncio.sleep(OTHERS_POLL)
+                waited += OTHERS_POLL
 
     async def settle(
-        self, *, reserved: int, model: str, purpose: str, prompt: int, completion: int
+        self, *, day: date, reserved: int, model: str, purpose: str, prompt: int, completion: int
     ) -> None:
-        """Record what the call used and release its reservation (in that order, so a waiting
-        call sees the usage before the room)."""
+        """Record what the call used and release its reservation (one transaction, so a
+        waiting call sees the usage and the room together)."""
         async with self._changed:
             try:
-                if prompt or completion:
-                    await self.db.run(
-                        record_usage,
-                        day=self.today(),
-                        model=model,
-                        purpose=purpose,
-                        prompt_tokens=prompt,
-                        completion_tokens=completion,
-                    )
+                await self.db.run(
+                    settle_tokens,
+                    day=day,
+                    reserved=reserved,
+                    model=model,
+                    purpose=purpose,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                )
             finally:
                 self._reserved -= reserved
                 self._changed.notify_all()
@@ -117,7 +133,7 @@ class OpenAIChat:
     ) -> LLMReply:
         counted = self.prompt_tokens(system, user)
         reserved = counted + max_output_tokens
-        await self.budget.reserve(reserved)
+        day = await self.budget.reserve(reserved)
         prompt_used = completion_used = 0
         try:
             response = await self.client.chat.completions.create(
@@ -140,6 +156,7 @@ class OpenAIChat:
             raise LLMError(f"OpenAI API error: {_describe(exc)}") from exc
         finally:
             await self.budget.settle(
+                day=day,
                 reserved=reserved,
                 model=self.model,
                 purpose=purpose,

@@ -31,6 +31,10 @@ class Source(SQLModel, table=True):
     error_count: int = Field(default=0)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
+    # The process polling it now, until when (see storage.claims): several processes sharing
+    # one database poll each source once per interval, and a dead one's claim expires.
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_until: datetime | None = None
 
 
 class Article(SQLModel, table=True):
@@ -77,6 +81,9 @@ class Article(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     story_id: int | None = Field(default=None, index=True)
     page_status: str | None = Field(default=None, max_length=16)
+    # The process summarising it now, until when (see storage.claims).
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_until: datetime | None = None
 
 
 class Summary(SQLModel, table=True):
@@ -220,3 +227,26 @@ class CommandUse(SQLModel, table=True):
     user_id: str = Field(max_length=100)
     command: str = Field(max_length=20)
     used_at: datetime = Field(default_factory=utcnow)
+
+
+class Lease(SQLModel, table=True):
+    """A named role that one process holds at a time, until `until` unless renewed: the
+    poster (scheduled briefings, reports, DMs, announcements, retention) among several
+    processes sharing one database."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=100)
+    owner: str = Field(max_length=100)
+    until: datetime
+
+
+class TokenBudgetDay(SQLModel, table=True):
+    """Tokens committed on one local day by every process: spent, plus reserved by calls in
+    flight. A call reserves its worst case with one conditional UPDATE, so processes racing
+    for the last tokens cannot together pass the daily budget."""
+
+    __tablename__ = "token_budget_days"
+
+    day: date = Field(primary_key=True)
+    committed: int = Field(default=0)

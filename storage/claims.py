@@ -1,0 +1,175 @@
+"""Work shared by several processes on one database, coordinated by the database alone.
+
+A process *claims* rows before working on them: due sources before polling them, pending
+articles before summarising them. A claim is the process's name and an expiry; a process that
+dies leaves claims that expire, and the next claim takes them over. On PostgreSQL the
+candidates are selected `FOR UPDATE SKIP LOCKED`, so processes claiming at once take disjoint
+rows without waiting for each other; the UPDATE then re-checks, in its WHERE, that a row is
+still due and unclaimed, which is what makes the claim safe on SQLite too (where writers are
+serialised by the database lock).
+
+A *lease* is a named role one process holds at a time (`poster`): acquired when free or
+expired, renewed by its holder, and taken over when its holder stops renewing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from storage.articles import WAITING
+from storage.clock import ensure_utc
+from storage.models import Article, Lease, Source, Summary
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """Rows claimed by one call; `taken_over` of them had an expired claim of another process."""
+
+    ids: list[int]
+    taken_over: int
+
+
+def _unclaimed(model: type[Source] | type[Article], now: datetime) -> ColumnElement[bool]:
+    return or_(col(model.claimed_until).is_(None), col(model.claimed_until) < now)
+
+
+def _source_due(now: datetime, force: bool) -> ColumnElement[bool]:
+    due: ColumnElement[bool] = col(Source.enabled).is_(True)
+    if not force:
+        due = and_(due, or_(col(Source.next_poll_at).is_(None), col(Source.next_poll_at) <= now))
+    return and_(due, _unclaimed(Source, now))
+
+
+def claim_due_sources(
+    *,
+    session: Session,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    force: bool = False,
+    limit: int | None = None,
+) -> Claimed:
+    """Claim the due, unclaimed sources (all enabled unclaimed ones with `force`) until
+    `now + lease`. The poll records each outcome with `release_sources`' effect (see
+    `storage.sources.record_poll_states`), which also sets the next due time."""
+    candidates = select(Source.id, Source.claimed_until).where(_source_due(now, force))
+    return _claim(
+        session, Source, candidates.order_by(col(Source.id)), _source_due(now, force),
+        owner=owner, until=now + lease, limit=limit,
+    )  # fmt: skip
+
+
+def _article_pending(now: datetime) -> ColumnElement[bool]:
+    waiting = or_(col(Article.page_status).is_(None), col(Article.page_status) != WAITING)
+    no_summary = ~select(Summary.id).where(col(Summary.article_id) == Article.id).exists()
+    return and_(no_summary, waiting, _unclaimed(Article, now))
+
+
+def claim_pending_articles(
+    *, session: Session, owner: str, now: datetime, lease: timedelta, limit: int
+) -> Claimed:
+    """Claim up to `limit` articles without a summary (oldest first) that no live claim
+    holds. An article whose page is still to be fetched is not pending yet."""
+    candidates = select(Article.id, Article.claimed_until).where(_article_pending(now))
+    return _claim(
+        session, Article, candidates.order_by(col(Article.id)), _article_pending(now),
+        owner=owner, until=now + lease, limit=limit,
+    )  # fmt: skip
+
+
+def _claim(
+    session: Session,
+    model: type[Source] | type[Article],
+    candidates: Any,
+    still: ColumnElement[bool],
+    *,
+    owner: str,
+    until: datetime,
+    limit: int | None,
+) -> Claimed:
+    if limit is not None:
+        candidates = candidates.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True, of=model)
+    # On SQLite the SELECT reads outside the write transaction that the UPDATE begins, so
+    # another process may have claimed every candidate in between: the UPDATE's re-check
+    # then claims none, and the second round (inside the write lock now) sees the truth.
+    for _ in range(2):
+        rows = session.exec(candidates).all()
+        if not rows:
+            break
+        expired = {row[0] for row in rows if row[1] is not None}
+        claimed = session.execute(
+            update(model)
+            .where(col(model.id).in_([row[0] for row in rows]), still)
+            .values(claimed_by=owner, claimed_until=until)
+            .returning(col(model.id))
+        ).scalars()
+        ids = sorted(int(i) for i in claimed)
+        if ids:
+            return Claimed(ids, len(expired.intersection(ids)))
+    return Claimed([], 0)
+
+
+def release_articles(*, session: Session, owner: str, ids: Sequence[int]) -> None:
+    """Give back claims not worked on (a stopping process), so another takes them at once."""
+    if ids:
+        session.execute(
+            update(Article)
+            .where(col(Article.id).in_(list(ids)), col(Article.claimed_by) == owner)
+            .values(claimed_by=None, claimed_until=None)
+        )
+
+
+def release_sources(*, session: Session, owner: str, ids: Sequence[int]) -> None:
+    if ids:
+        session.execute(
+            update(Source)
+            .where(col(Source.id).in_(list(ids)), col(Source.claimed_by) == owner)
+            .values(claimed_by=None, claimed_until=None)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    held: bool
+    holder: str
+    taken_over: bool = False
+
+
+def hold_lease(
+    *, session: Session, name: str, owner: str, now: datetime, ttl: timedelta
+) -> LeaseState:
+    """Acquire or renew `name` for `owner` until `now + ttl`; refused while another live
+    holder has it. One INSERT … ON CONFLICT DO UPDATE … WHERE: atomic on both backends."""
+    previous = session.exec(select(Lease).where(col(Lease.name) == name)).first()
+    before = (previous.owner, ensure_utc(previous.until)) if previous is not None else None
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Lease).values(name=name, owner=owner, until=now + ttl)
+    statement = statement.on_conflict_do_update(
+        index_elements=[col(Lease.name)],
+        set_={"owner": owner, "until": now + ttl},
+        where=or_(col(Lease.owner) == owner, col(Lease.until) < now),
+    ).returning(col(Lease.owner))
+    won = session.execute(statement).first() is not None
+    if not won:
+        holder = session.exec(select(Lease.owner).where(col(Lease.name) == name)).first()
+        return LeaseState(held=False, holder=holder or "")
+    taken_over = before is not None and before[0] != owner and before[1] < now
+    return LeaseState(held=True, holder=owner, taken_over=taken_over)
+
+
+def drop_lease(*, session: Session, name: str, owner: str) -> None:
+    """Give the role up (a stopping process), so another process takes it without waiting."""
+    session.execute(
+        update(Lease)
+        .where(col(Lease.name) == name, col(Lease.owner) == owner)
+        .values(until=datetime.fromtimestamp(0, UTC))
+    )
