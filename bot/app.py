@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from bot.config import Settings
@@ -31,6 +34,12 @@ from storage.taxonomy import Taxonomy
 log = logging.getLogger(__name__)
 
 
+def instance_name() -> str:
+    """Host, pid and a random suffix: unique among processes, also across a pid reused after
+    a restart, and readable in the claims an operator looks at."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 @dataclass(slots=True)
 class App:
     settings: Settings
@@ -40,6 +49,8 @@ class App:
     parser: ParsePool | None = None
     llm: LLM | None = None
     clock: Callable[[], datetime] = utcnow  # tests pass their own: nothing reads the date itself
+    # This process among those sharing the database: the owner of its claims and leases.
+    instance: str = field(default_factory=lambda: instance_name())
 
     @property
     def poll_config(self) -> PollConfig:
@@ -159,12 +170,17 @@ async def poll_once(
         config=app.poll_config,
         force=force,
         on_source_done=progress,
+        owner=app.instance,
     )
 
 
 async def summarize_pending(app: App, *, progress: Progress | None = None) -> SummarizeReport:
     summarizer = Summarizer(
-        db=app.db, taxonomy=app.taxonomy, config=app.summarize_config, llm=app.llm
+        db=app.db,
+        taxonomy=app.taxonomy,
+        config=app.summarize_config,
+        llm=app.llm,
+        owner=app.instance,
     )
     return await summarizer.run(progress)
 

@@ -199,7 +199,13 @@ async def run_bot(
             misfire_grace_time=60,
         )
     if _missed_todays_briefing(app):
-        scheduler.add_job(runner.wrap("briefing-catch-up", daily_briefing), id="catch-up")
+        # Due "now", i.e. as soon as the scheduler starts: however late that is (a loop busy
+        # starting the platforms on a loaded machine), it must run, not count as missed.
+        scheduler.add_job(
+            runner.wrap("briefing-catch-up", daily_briefing),
+            id="catch-up",
+            misfire_grace_time=None,
+        )
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

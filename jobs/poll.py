@@ -29,10 +29,11 @@ from storage.articles import (
     set_story_ids,
     waiting_pages,
 )
+from storage.claims import claim_due_sources
 from storage.clock import utcnow
 from storage.db import Database
 from storage.models import Source
-from storage.sources import PollState, due_sources, record_poll_states
+from storage.sources import PollState, record_poll_states, sources_with_ids
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class PollReport:
     pages_fetched: int = 0
     pages_failed: int = 0
     pages_waiting: int = 0
+    claims_taken_over: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,13 +118,24 @@ async def poll_sources(
     force: bool = False,
     on_source_done: Progress | None = None,
     clock: Clock = utcnow,
+    owner: str = "ainews",
 ) -> PollReport:
     """One pass over the due sources (all enabled ones with `force`). Article pages are
     fetched only after every feed has been polled, so a slow publisher's pages never delay
-    another source's feed. `clock` is "now": due times, first-seen dates, back-off."""
+    another source's feed. `clock` is "now": due times, first-seen dates, back-off.
+
+    The sources are claimed for `owner` first (`storage.claims`), so processes sharing the
+    database poll each source once per interval; each outcome recorded ends its claim, and a
+    claim of a process that died mid-poll expires after one interval."""
     now = clock()
-    sources = [_SourceRef.of(s) for s in await db.run(due_sources, now=now, force=force)]
-    report = PollReport(sources=len(sources))
+    claimed = await db.run(
+        claim_due_sources, owner=owner, now=now, lease=config.interval, force=force
+    )
+    if claimed.taken_over:
+        log.warning("took over expired poll claims", extra={"sources": claimed.taken_over})
+    rows = await db.run(sources_with_ids, ids=claimed.ids) if claimed.ids else []
+    sources = [_SourceRef.of(s) for s in rows]
+    report = PollReport(sources=len(sources), claims_taken_over=claimed.taken_over)
     states: list[PollState] = []
     new_ids: list[int] = []
 

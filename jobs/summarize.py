@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -22,7 +23,9 @@ from jobs.grounding import grounding_problems
 from jobs.llm import LLM, BudgetExhausted, InvalidOutput, LLMError
 from jobs.prompts import SUMMARY_PROMPT_VERSION, summary_prompt, summary_schema
 from jobs.text import MAX_BODY_CHARS, shorten
-from storage.articles import articles_without_summary, story_sizes
+from storage.articles import articles_with_sources, story_sizes
+from storage.claims import claim_pending_articles, release_articles
+from storage.clock import utcnow
 from storage.db import Database
 from storage.models import Article, Source, Summary
 from storage.summaries import cached_summary, save_summary
@@ -31,6 +34,9 @@ from storage.taxonomy import Taxonomy
 log = logging.getLogger(__name__)
 
 BATCH = 200
+# A batch of pending articles is this process's for this long: far longer than 200 articles
+# take at `concurrency` calls at a time, so only a dead process's claims expire.
+CLAIM_LEASE = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +105,10 @@ class Summarizer:
         taxonomy: Taxonomy,
         config: SummarizeConfig,
         llm: LLM | None,
+        owner: str = "ainews",
     ) -> None:
         self.db = db
+        self.owner = owner
         self.taxonomy = taxonomy
         self.config = config
         self.llm = llm
@@ -132,15 +140,31 @@ class Summarizer:
                 on_article_done()
 
         while True:
-            pending = await self.db.run(articles_without_summary, limit=BATCH)
-            if not pending:
-                break
-            sizes = await self.db.run(
-                story_sizes, story_ids={a.story_id for a, _ in pending if a.story_id}
+            claimed = await self.db.run(
+                claim_pending_articles,
+                owner=self.owner,
+                now=utcnow(),
+                lease=CLAIM_LEASE,
+                limit=BATCH,
             )
-            self._by_model = []
-            await asyncio.gather(*(one(a, s, sizes.get(a.story_id or -1, 1)) for a, s in pending))
-            await group_across_languages(self.db, sorted(self._by_model))
+            if not claimed.ids:
+                break
+            try:
+                pending = await self.db.run(articles_with_sources, ids=claimed.ids)
+                sizes = await self.db.run(
+                    story_sizes, story_ids={a.story_id for a, _ in pending if a.story_id}
+                )
+                self._by_model = []
+                await asyncio.gather(
+                    *(one(a, s, sizes.get(a.story_id or -1, 1)) for a, s in pending)
+                )
+                await group_across_languages(self.db, sorted(self._by_model))
+            finally:
+                # Summarised articles are not pending any more; the rest (a run stopped or
+                # failed mid-batch) go back at once instead of when the lease ends.
+                await asyncio.shield(
+                    self.db.run(release_articles, owner=self.owner, ids=claimed.ids)
+                )
         log.info("summarize finished", extra=report.as_dict())
         return report
 

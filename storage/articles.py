@@ -335,16 +335,13 @@ def merge_stories(*, session: Session, into: dict[int, int]) -> int:
     return moved
 
 
-def articles_without_summary(*, session: Session, limit: int) -> list[tuple[Article, Source]]:
-    """Articles to summarise, oldest first. One still waiting for its page is left for later:
-    an article is summarised once, so a summary of its teaser would never be redone."""
+def articles_with_sources(*, session: Session, ids: Sequence[int]) -> list[tuple[Article, Source]]:
+    """The given articles with their sources, oldest first."""
     rows = session.exec(
         select(Article, Source)
         .join(Source, col(Source.id) == Article.source_id)
-        .outerjoin(Summary, col(Summary.article_id) == Article.id)
-        .where(col(Summary.id).is_(None), _not_waiting())
+        .where(col(Article.id).in_(list(ids)))
         .order_by(col(Article.id))
-        .limit(limit)
     ).all()
     return [(a, s) for a, s in rows]
 
@@ -371,7 +368,7 @@ def newest_article_time(*, session: Session) -> datetime | None:
 
 
 def count_unsummarised(*, session: Session) -> int:
-    """What `articles_without_summary` would return, all of it."""
+    """Articles still to summarise (not waiting for their page), claimed or not."""
     return session.exec(
         select(func.count())
         .select_from(Article)

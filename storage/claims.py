@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from storage.articles import WAITING
 from storage.clock import ensure_utc
 from storage.models import Article, Lease, Source, Summary
+from storage.sources import is_due
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +42,7 @@ def _unclaimed(model: type[Source] | type[Article], now: datetime) -> ColumnElem
 
 
 def _source_due(now: datetime, force: bool) -> ColumnElement[bool]:
-    due: ColumnElement[bool] = col(Source.enabled).is_(True)
-    if not force:
-        due = and_(due, or_(col(Source.next_poll_at).is_(None), col(Source.next_poll_at) <= now))
-    return and_(due, _unclaimed(Source, now))
+    return and_(is_due(now, force=force), _unclaimed(Source, now))
 
 
 def claim_due_sources(

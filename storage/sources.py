@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import Source
@@ -98,14 +98,24 @@ def remove_source_by(*, session: Session, url_or_id: str) -> bool:
     return True
 
 
+def is_due(now: datetime, *, force: bool = False) -> ColumnElement[bool]:
+    """Enabled, and its next poll time has come (any enabled source when forced)."""
+    enabled: ColumnElement[bool] = col(Source.enabled).is_(True)
+    if force:
+        return enabled
+    return and_(enabled, or_(col(Source.next_poll_at).is_(None), col(Source.next_poll_at) <= now))
+
+
 def due_sources(*, session: Session, now: datetime, force: bool = False) -> list[Source]:
-    """Enabled sources whose next poll time has come (all enabled ones when forced)."""
-    query = select(Source).where(col(Source.enabled))
-    if not force:
-        query = query.where(
-            or_(col(Source.next_poll_at).is_(None), col(Source.next_poll_at) <= now)
-        )
-    return list(session.exec(query.order_by(col(Source.id))))
+    return list(
+        session.exec(select(Source).where(is_due(now, force=force)).order_by(col(Source.id)))
+    )
+
+
+def sources_with_ids(*, session: Session, ids: Sequence[int]) -> list[Source]:
+    return list(
+        session.exec(select(Source).where(col(Source.id).in_(list(ids))).order_by(col(Source.id)))
+    )
 
 
 def record_poll_states(*, session: Session, states: Sequence[PollState]) -> None:
@@ -121,6 +131,8 @@ def record_poll_states(*, session: Session, states: Sequence[PollState]) -> None
             "last_status": state.status,
             "error_count": state.error_count,
             "last_error": state.error,
+            "claimed_by": None,  # the poll's claim ends with its outcome
+            "claimed_until": None,
         }
         if not state.keep_validators:
             row["etag"] = state.etag
