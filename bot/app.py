@@ -53,6 +53,8 @@ class App:
         return SummarizeConfig(
             max_article_tokens=self.settings.max_article_tokens,
             max_output_tokens=self.settings.max_output_tokens,
+            tz=self.settings.tz,
+            resummarize_per_run=self.settings.resummarize_per_run,
         )
 
     @property
@@ -164,7 +166,7 @@ async def poll_once(
 
 async def summarize_pending(app: App, *, progress: Progress | None = None) -> SummarizeReport:
     summarizer = Summarizer(
-        db=app.db, taxonomy=app.taxonomy, config=app.summarize_config, llm=app.llm
+        db=app.db, taxonomy=app.taxonomy, config=app.summarize_config, llm=app.llm, clock=app.clock
     )
     return await summarizer.run(progress)
 
@@ -200,6 +202,8 @@ def handler_context(
         allow_private_sources=settings.allow_private_sources,
         ask_limit=settings.ask_limit,
         ask_window=timedelta(minutes=settings.ask_window),
+        model_prices=settings.model_prices,
+        daily_token_budget=settings.daily_token_budget,
     )
 
 
