@@ -219,6 +219,7 @@ class Summarizer:
                 summary = attempt.summary
                 outcome = self._outcome(article, "llm", reasks=attempt.reasks)
                 report.llm += 1
+        summary.created_at = ensure_utc(self.clock())  # "a later day" is the app's clock's
         await self.db.run(save_summary, summary=summary, outcome=outcome)
 
     async def _from_cache(self, article: Article) -> Summary | None:
