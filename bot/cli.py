@@ -263,6 +263,11 @@ def summarize(
         err.print(
             f"{report['summarized']} summarised: {report['llm']} by the model, "
             f"{report['extractive']} extractive, {report['cached']} from cache"
+            + (
+                f"; {report['resummarized']} budget fallbacks re-summarised by the model"
+                if report["resummarized"]
+                else ""
+            )
         )
 
 

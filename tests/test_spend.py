@@ -29,11 +29,13 @@ from jobs.briefing_model import from_payload, to_payload
 from jobs.spend import (
     BUDGET_ALL,
     BUDGET_MINOR,
+    BUDGET_SPENT,
     DEFAULT_PRICES,
     REJECTED,
     BudgetLevel,
     Price,
     cost_usd,
+    degradation_notes,
     level_for,
     price_of,
 )
@@ -294,6 +296,18 @@ def test_levels_step_down_in_order_as_the_budget_runs_low() -> None:
         BudgetLevel.ALL_EXTRACTIVE,
         BudgetLevel.ALL_EXTRACTIVE,
     ]
+
+
+def test_footer_names_each_step_in_order_and_says_what_happens_next() -> None:
+    notes = degradation_notes(
+        lean_trend=True, causes={BUDGET_SPENT: 2, BUDGET_ALL: 3, BUDGET_MINOR: 1, REJECTED: 4}
+    )
+    starts = ("トークン予算の残りが50%", "予算の残りが25%", "予算の残りが10%", "1日の", "これらの")
+    assert len(notes) == len(starts)
+    assert all(n.startswith(start) for n, start in zip(notes, starts, strict=True))
+    assert "重要度1の記事1件" in notes[1] and "3件の記事" in notes[2] and "2件の記事" in notes[3]
+    # A rejected reply is no budget matter; no budget step, no footer.
+    assert degradation_notes(lean_trend=False, causes={REJECTED: 4}) == ()
 
 
 # -- stats --------------------------------------------------------------------------------------
