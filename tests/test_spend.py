@@ -322,7 +322,13 @@ def test_periods_are_local_days_from_the_passed_clock() -> None:
     }
 
 
-async def test_stats_figures_match_recorded_usage_and_outcomes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_stats_figures_match_recorded_usage_and_outcomes(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    database = {}
+    if backend == "postgresql":
+        database = {"DATABASE_URL": request.getfixturevalue("postgres_url")}
     clock = Clock(DAY1)
     rows = [  # (day, model, prompt, completion)
         (date(2026, 12, 1), "gpt-4o-mini", 12_000, 3_000),  # today
@@ -343,7 +349,9 @@ async def test_stats_figures_match_recorded_usage_and_outcomes(tmp_path: Path) -
         (date(2026, 11, 30), "cached", None, 0, True),
         (date(2026, 11, 29), "extractive", "api_error", 0, False),
     ]
-    async with spend_app(tmp_path, clock, None, AINEWS_DAILY_TOKEN_BUDGET=100_000) as app:
+    async with spend_app(
+        tmp_path, clock, None, AINEWS_DAILY_TOKEN_BUDGET=100_000, **database
+    ) as app:
         for day, model, prompt, completion in rows:
             await app.db.run(
                 record_usage,
