@@ -64,6 +64,8 @@ class App:
         return SummarizeConfig(
             max_article_tokens=self.settings.max_article_tokens,
             max_output_tokens=self.settings.max_output_tokens,
+            tz=self.settings.tz,
+            resummarize_per_run=self.settings.resummarize_per_run,
         )
 
     @property
@@ -180,6 +182,7 @@ async def summarize_pending(app: App, *, progress: Progress | None = None) -> Su
         taxonomy=app.taxonomy,
         config=app.summarize_config,
         llm=app.llm,
+        clock=app.clock,
         owner=app.instance,
     )
     return await summarizer.run(progress)
@@ -216,6 +219,8 @@ def handler_context(
         allow_private_sources=settings.allow_private_sources,
         ask_limit=settings.ask_limit,
         ask_window=timedelta(minutes=settings.ask_window),
+        model_prices=settings.model_prices,
+        daily_token_budget=settings.daily_token_budget,
     )
 
 

@@ -263,6 +263,11 @@ def summarize(
         err.print(
             f"{report['summarized']} summarised: {report['llm']} by the model, "
             f"{report['extractive']} extractive, {report['cached']} from cache"
+            + (
+                f"; {report['resummarized']} budget fallbacks re-summarised by the model"
+                if report["resummarized"]
+                else ""
+            )
         )
 
 
@@ -392,6 +397,25 @@ def reindex_command() -> None:
                 return await reindex(app, progress=advance)
 
     err.print(f"indexed {run(main(), settings)} articles")
+
+
+@cli.command("stats")
+def stats_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Tokens, estimated cost and summary outcomes: today, this week, this month."""
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        from bot.app import handler_context, open_app
+        from bot.render.reply_markdown import render_reply
+        from handlers.stats import collect_stats, handle_stats, stats_json
+
+        async with open_app(settings) as app:
+            ctx = handler_context(app)
+            if as_json:
+                return json.dumps(stats_json(await collect_stats(ctx)), indent=2)
+            return render_reply(await handle_stats(ctx))
+
+    typer.echo(run(main(), settings))
 
 
 # ── sources ──────────────────────────────────────────────────────────────────────────────────

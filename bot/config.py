@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from jobs.spend import DEFAULT_PRICES, Price
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = Path("var")
@@ -104,6 +106,15 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(default="text", alias="AINEWS_LOG_FORMAT")
 
+    # Spend: prices for `ainews stats` (JSON, merged over jobs.spend.DEFAULT_PRICES), and the
+    # budget fallbacks of earlier days re-summarised per summarize run.
+    model_prices: Annotated[dict[str, Price], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES), alias="AINEWS_MODEL_PRICES"
+    )
+    resummarize_per_run: int = Field(
+        default=20, ge=0, le=10_000, alias="AINEWS_RESUMMARIZE_PER_RUN"
+    )
+
     @field_validator("briefing_time", mode="before")
     @classmethod
     def _parse_hhmm(cls, value: object) -> object:
@@ -113,6 +124,32 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected HH:MM (24-hour), got {value!r}")
             return time(int(match.group(1)), int(match.group(2)))
         return value
+
+    @field_validator("model_prices", mode="before")
+    @classmethod
+    def _prices_json(cls, value: object) -> object:
+        """`{"model": {"input": USD, "output": USD}}` per 1M tokens; the defaults stay for
+        every model it does not name."""
+        if isinstance(value, str):
+            import json
+
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"expected JSON, {exc.msg} at character {exc.pos}") from None
+        if not isinstance(value, dict):
+            raise ValueError('expected a JSON object {"model": {"input": 0.15, "output": 0.6}}')
+        prices: dict[str, object] = dict(DEFAULT_PRICES)
+        for model, price in value.items():
+            if isinstance(price, Price):
+                prices[model] = price
+                continue
+            if not isinstance(price, dict) or set(price) != {"input", "output"}:
+                raise ValueError(f'{model}: expected {{"input": USD, "output": USD}} per 1M tokens')
+            if not all(isinstance(v, int | float) and v >= 0 for v in price.values()):
+                raise ValueError(f"{model}: prices must be numbers ≥ 0 (USD per 1M tokens)")
+            prices[model] = price
+        return prices
 
     @field_validator("timezone")
     @classmethod

@@ -62,6 +62,14 @@ class TokenBudget:
         """The local day the budget counts; from the app's clock, so tests can pin it."""
         return self.clock().astimezone(self.tz).date()
 
+    async def remaining_share(self) -> float:
+        """The share of today's budget not used yet (recorded usage; reservations in flight
+        are worst cases and would make concurrency look like spending)."""
+        if self.daily_limit <= 0:
+            return 0.0
+        used = await self.db.run(tokens_used_on, day=self.today())
+        return max(0.0, 1 - used / self.daily_limit)
+
     async def reserve(self, tokens: int) -> date:
         """Reserve `tokens`; returns the day they count on, for `settle`."""
         waited = 0.0
@@ -117,6 +125,9 @@ class OpenAIChat:
         self.model = model
         self.tokens = tokens
         self.budget = budget
+
+    async def budget_remaining(self) -> float:
+        return await self.budget.remaining_share()
 
     def prompt_tokens(self, system: str, user: str) -> int:
         return self.tokens.count(system) + self.tokens.count(user) + 2 * MESSAGE_OVERHEAD_TOKENS

@@ -15,6 +15,7 @@ from handlers.filters import FilterError, parse_page, parse_search_text
 from handlers.reply import Code, Line, Reply, RepostBriefing, line
 from handlers.search import handle_search, usage_lines
 from handlers.sources import add_source_from_chat, list_sources_reply, remove_source_from_chat
+from handlers.stats import handle_stats
 from handlers.subscriptions import list_subscriptions, subscribe_to, unsubscribe_from
 from jobs.briefing import BriefingConfig
 from jobs.daily import latest_complete_day, stored_briefing
@@ -30,6 +31,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/ainews unsubscribe <カテゴリー…|all>", "購読をやめる"),
     ("/ainews subscriptions", "購読中のカテゴリー"),
     ("/ainews sources list [page:2]", "巡回しているソース"),
+    ("/ainews stats", "トークン使用量・推定コスト・要約の内訳（今日・今週・今月）"),
 )
 ADMIN_COMMANDS = (
     "/ainews sources add <URL> [カテゴリー]",
@@ -79,6 +81,7 @@ async def handle_command(
         "unsubscribe": lambda: unsubscribe_from(ctx, rest.split()),
         "digest": lambda: _digest(ctx, rest.strip(), briefing_config),
         "sources": lambda: _sources(ctx, rest.split()),
+        "stats": lambda: handle_stats(ctx),
     }
     if name in ("help", "-h", "--help", "?", "ヘルプ"):
         return help_reply(ctx)

@@ -3,10 +3,12 @@ publishing core (or the CLI) for each command; never a Slack or Discord object."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
 from jobs.llm import LLM
+from jobs.spend import DEFAULT_PRICES, Price
 from storage.db import Database
 from storage.taxonomy import Taxonomy
 
@@ -27,3 +29,5 @@ class HandlerContext:
     allow_private_sources: bool = False
     ask_limit: int = 0  # model answers per user per `ask_window`; 0 = no limit
     ask_window: timedelta = timedelta(hours=1)
+    model_prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    daily_token_budget: int = 0  # for `stats`: today's share left

@@ -11,13 +11,21 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from jobs.briefing_model import Briefing, BriefingItem, BriefingSection, Highlight, Link, Trend
 from jobs.grounding import GENERIC_TERMS, grounding_problems
 from jobs.llm import LLM, LLMError
 from jobs.prompts import trend_prompt, trend_schema
+from jobs.spend import (
+    BUDGET_CAUSES,
+    TREND_MATERIAL_TOKENS,
+    BudgetLevel,
+    budget_level,
+    degradation_notes,
+    lean,
+)
 from storage.briefings import Candidate, candidates_between
 from storage.clock import ensure_utc
 from storage.db import Database
@@ -36,6 +44,7 @@ class BriefingConfig:
     briefing_time: time
     size: int
     max_output_tokens: int
+    trend_material_tokens: int = TREND_MATERIAL_TOKENS
 
 
 def briefing_window(day: date, config: BriefingConfig) -> tuple[datetime, datetime]:
@@ -58,7 +67,23 @@ async def build_briefing(
     chosen = _select(stories, size=config.size, end=end)
     sections = _sections(chosen, taxonomy)
     items = [item for section in sections for item in section.items]
-    trend = await _trend(items, taxonomy, llm, config) if items else _counted_trend(items, taxonomy)
+    # Step 1 of the budget's degradation (jobs.spend): a leaner trend analysis.
+    lean_trend = bool(items) and await budget_level(llm) >= BudgetLevel.LEAN_TREND
+    trend_config = config
+    if lean_trend:
+        trend_config = replace(
+            config,
+            max_output_tokens=lean(config.max_output_tokens),
+            trend_material_tokens=lean(config.trend_material_tokens),
+        )
+    trend = (
+        await _trend(items, taxonomy, llm, trend_config)
+        if items
+        else _counted_trend(items, taxonomy)
+    )
+    fallbacks = Counter(
+        c.summary.fallback for c in candidates if c.summary.fallback in BUDGET_CAUSES
+    )
     return Briefing(
         day=day,
         categories_considered=len({c.summary.category for c in candidates}),
@@ -67,6 +92,7 @@ async def build_briefing(
         trend=trend,
         window_start=start,
         window_end=end,
+        footer=degradation_notes(lean_trend=lean_trend, causes=fallbacks),
     )
 
 
@@ -188,7 +214,7 @@ async def _trend(
         f"[{i.number}] {i.title}\n{i.overview}\n" + "\n".join(f"- {p}" for p in i.points)
         for i in items
     )
-    material = llm.tokens.truncate(material, 6000)
+    material = llm.tokens.truncate(material, config.trend_material_tokens)
     prompt = trend_prompt(material)
     try:
         reply = await llm.complete_json(

@@ -63,6 +63,7 @@ class Briefing:
     window_start: datetime
     window_end: datetime
     notes: tuple[str, ...] = ()  # said above the briefing, e.g. how yesterday's publish went
+    footer: tuple[str, ...] = ()  # said below it: how the token budget degraded it (jobs.spend)
 
     @property
     def items(self) -> tuple[BriefingItem, ...]:
@@ -114,6 +115,7 @@ def from_payload(data: dict[str, Any]) -> Briefing:
         window_start=_datetime(data["window_start"]) or datetime.min,
         window_end=_datetime(data["window_end"]) or datetime.min,
         notes=tuple(data.get("notes", ())),
+        footer=tuple(data.get("footer", ())),
     )
 
 

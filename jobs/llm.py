@@ -46,3 +46,8 @@ class LLM(Protocol):
         schema: dict[str, Any],
         max_output_tokens: int,
     ) -> LLMReply: ...
+
+    async def budget_remaining(self) -> float:
+        """The share (0–1) of today's token budget not used yet: what `jobs.spend` degrades
+        on."""
+        ...

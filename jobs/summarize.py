@@ -3,7 +3,12 @@
 Order of preference per article: a cached summary of identical content (same content hash,
 model and prompt version: nothing is summarised twice), the LLM (one article per call, so facts
 cannot cross between articles, then checked by `grounding`; one re-ask on failure), and the
-extractive fallback when there is no key, the budget is spent or the model keeps failing.
+extractive fallback when there is no key, the budget is low or spent (`jobs.spend`) or the model
+keeps failing. Each summary records why it is extractive, and each outcome is kept for
+`ainews stats`.
+
+After the pending articles, budget fallbacks of earlier days are re-summarised by the model,
+newest first, at most `resummarize_per_run` per run and only while the budget is at step 0.
 """
 
 from __future__ import annotations
@@ -12,23 +17,45 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from jobs.cross_language import group_across_languages
-from jobs.extractive import EXTRACTIVE_MODEL, EXTRACTIVE_VERSION, summarize_extractively
+from jobs.extractive import (
+    EXTRACTIVE_MODEL,
+    EXTRACTIVE_VERSION,
+    estimate_importance,
+    summarize_extractively,
+)
 from jobs.grounding import grounding_problems
 from jobs.llm import LLM, BudgetExhausted, InvalidOutput, LLMError
 from jobs.prompts import SUMMARY_PROMPT_VERSION, summary_prompt, summary_schema
+from jobs.spend import (
+    API_ERROR,
+    BUDGET_ALL,
+    BUDGET_CAUSES,
+    BUDGET_MINOR,
+    BUDGET_SPENT,
+    NO_KEY,
+    REJECTED,
+    BudgetLevel,
+    budget_level,
+)
 from jobs.text import MAX_BODY_CHARS, shorten
 from storage.articles import articles_with_sources, story_sizes
 from storage.claims import claim_pending_articles, release_articles
-from storage.clock import utcnow
+from storage.clock import ensure_utc, utcnow
 from storage.db import Database
-from storage.models import Article, Source, Summary
-from storage.summaries import cached_summary, save_summary
+from storage.models import Article, Source, Summary, SummaryOutcome
+from storage.summaries import (
+    budget_fallbacks,
+    cached_summary,
+    replace_fallback,
+    save_summary,
+    set_fallback,
+)
 from storage.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -43,12 +70,16 @@ CLAIM_LEASE = timedelta(minutes=30)
 class SummarizeConfig:
     """`max_body_chars`: only this much of a body is tokenised, truncated or scanned by the
     extractive summariser; the rest of a 10 MB body would cost seconds of CPU and change nothing
-    (the model sees `max_article_tokens` of it, the extractive summary its lead)."""
+    (the model sees `max_article_tokens` of it, the extractive summary its lead). `tz` is the
+    zone of the local day outcomes are counted in (as the token budget counts);
+    `resummarize_per_run` bounds the budget fallbacks of earlier days summarised again per run."""
 
     max_article_tokens: int
     max_output_tokens: int
     concurrency: int = 4
     max_body_chars: int = MAX_BODY_CHARS
+    tz: tzinfo = UTC
+    resummarize_per_run: int = 0
 
 
 @dataclass(slots=True)
@@ -58,6 +89,7 @@ class SummarizeReport:
     cached: int = 0
     regrounded: int = 0
     fallbacks: int = 0
+    resummarized: int = 0
 
     @property
     def total(self) -> int:
@@ -71,6 +103,7 @@ class SummarizeReport:
             "cached": self.cached,
             "regrounded": self.regrounded,
             "fallbacks": self.fallbacks,
+            "resummarized": self.resummarized,
         }
 
 
@@ -97,6 +130,15 @@ class SummaryDraft(BaseModel):
         return [self.title_ja, self.overview, *self.points, self.why_important, *self.keywords]
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What asking the model gave: a summary, or why not (`cause`); the re-asks it cost."""
+
+    summary: Summary | None
+    cause: str | None = None
+    reasks: int = 0
+
+
 class Summarizer:
     def __init__(
         self,
@@ -105,6 +147,7 @@ class Summarizer:
         taxonomy: Taxonomy,
         config: SummarizeConfig,
         llm: LLM | None,
+        clock: Callable[[], datetime] = utcnow,
         owner: str = "ainews",
     ) -> None:
         self.db = db
@@ -112,6 +155,7 @@ class Summarizer:
         self.taxonomy = taxonomy
         self.config = config
         self.llm = llm
+        self.clock = clock
         self._budget_spent = False
         # Articles of the current batch summarised by the model (or from its cache): their
         # Japanese titles can join stories across languages.
@@ -143,7 +187,7 @@ class Summarizer:
             claimed = await self.db.run(
                 claim_pending_articles,
                 owner=self.owner,
-                now=utcnow(),
+                now=ensure_utc(self.clock()),
                 lease=CLAIM_LEASE,
                 limit=BATCH,
             )
@@ -165,12 +209,50 @@ class Summarizer:
                 await asyncio.shield(
                     self.db.run(release_articles, owner=self.owner, ids=claimed.ids)
                 )
+        await self._resummarize(report)
         log.info("summarize finished", extra=report.as_dict())
         return report
+
+    def _today(self) -> date:
+        return self.clock().astimezone(self.config.tz).date()
+
+    def _outcome(
+        self, article: Article, method: str, *, cause: str | None = None, reasks: int = 0
+    ) -> SummaryOutcome:
+        assert article.id is not None
+        return SummaryOutcome(
+            day=self._today(), article_id=article.id, method=method, cause=cause, reasks=reasks
+        )
 
     async def _summarize_one(
         self, article: Article, source: Source, story_size: int, report: SummarizeReport
     ) -> None:
+        summary = await self._from_cache(article)
+        if summary is not None:
+            outcome = self._outcome(article, "cached")
+            report.cached += 1
+        else:
+            attempt = await self._attempt(article, source, story_size, report)
+            if attempt.summary is None:
+                # A thread, not the loop: a few milliseconds per article (up to ~20 ms at the
+                # body cap), for each of a batch of 200 while chat commands wait to be acked.
+                summary = await asyncio.to_thread(
+                    self._extractive, article, source, story_size, attempt.cause
+                )
+                outcome = self._outcome(
+                    article, "extractive", cause=attempt.cause, reasks=attempt.reasks
+                )
+                report.extractive += 1
+            else:
+                summary = attempt.summary
+                outcome = self._outcome(article, "llm", reasks=attempt.reasks)
+                report.llm += 1
+        summary.created_at = ensure_utc(self.clock())  # "a later day" is the app's clock's
+        await self.db.run(save_summary, summary=summary, outcome=outcome)
+        if summary.method == "llm" and article.id is not None:
+            self._by_model.append(article.id)
+
+    async def _from_cache(self, article: Article) -> Summary | None:
         assert article.id is not None
         cached = await self.db.run(
             cached_summary,
@@ -178,33 +260,75 @@ class Summarizer:
             model=self.model,
             prompt_version=self.prompt_version,
         )
-        if cached is not None:
-            # A new row, not a copy: `model_copy` would share the cached row's SQLAlchemy
-            # state, and the session would then insert nothing (the article stays pending).
-            fields = cached.model_dump(
-                exclude={"id", "article_id", "created_at", "prompt_tokens", "completion_tokens"}
-            )
-            summary = Summary(**fields, article_id=article.id)
-            report.cached += 1
-        else:
-            drafted = await self._with_llm(article, source, report)
-            if drafted is None:
-                # A thread, not the loop: a few milliseconds per article (up to ~20 ms at the
-                # body cap), for each of a batch of 200 while chat commands wait to be acked.
-                summary = await asyncio.to_thread(self._extractive, article, source, story_size)
-                report.extractive += 1
-            else:
-                summary = drafted
-                report.llm += 1
-        await self.db.run(save_summary, summary=summary)
-        if summary.method == "llm":
-            self._by_model.append(article.id)
+        if cached is None:
+            return None
+        # A new row, not a copy: `model_copy` would share the cached row's SQLAlchemy state,
+        # and the session would then insert nothing (the article stays pending).
+        fields = cached.model_dump(
+            exclude={"id", "article_id", "created_at", "prompt_tokens", "completion_tokens"}
+        )
+        return Summary(**fields, article_id=article.id)
+
+    async def _attempt(
+        self, article: Article, source: Source, story_size: int, report: SummarizeReport
+    ) -> _Attempt:
+        """The model's summary, unless the budget's step says this article goes extractive
+        (importance from the extractive heuristic, so it is known before any call)."""
+        if self.llm is None:
+            return _Attempt(None, NO_KEY)
+        if self._budget_spent:
+            return _Attempt(None, BUDGET_SPENT)
+        level = await budget_level(self.llm)
+        if level >= BudgetLevel.ALL_EXTRACTIVE:
+            return _Attempt(None, BUDGET_ALL)
+        if level >= BudgetLevel.MINOR_EXTRACTIVE:
+            body = article.body_text[: self.config.max_body_chars]
+            if estimate_importance(article.title, body, story_size) <= 1:
+                return _Attempt(None, BUDGET_MINOR)
+        return await self._with_llm(article, source, report)
+
+    async def _resummarize(self, report: SummarizeReport) -> None:
+        """Budget fallbacks of earlier days, newest first, one at a time while the budget is
+        at step 0: today's new articles come first, and re-summarising stops before it could
+        push them into degradation."""
+        limit = self.config.resummarize_per_run
+        if self.llm is None or limit <= 0 or self._budget_spent:
+            return
+        if await budget_level(self.llm) > BudgetLevel.NORMAL:
+            return
+        midnight = datetime.combine(self._today(), time(0), tzinfo=self.config.tz)
+        rows = await self.db.run(
+            budget_fallbacks, causes=BUDGET_CAUSES, before=ensure_utc(midnight), limit=limit
+        )
+        for article, source, old in rows:
+            assert old.id is not None
+            if await budget_level(self.llm) > BudgetLevel.NORMAL:
+                break
+            summary = await self._from_cache(article)
+            outcome = self._outcome(article, "cached")
+            if summary is None:
+                attempt = await self._with_llm(article, source, report)
+                if attempt.summary is None:
+                    if attempt.cause == REJECTED:  # the model had its chance: not again
+                        await self.db.run(set_fallback, summary_id=old.id, cause=REJECTED)
+                        continue
+                    break  # out of budget, or the API is failing: a later run tries again
+                summary = attempt.summary
+                outcome = self._outcome(article, "llm", reasks=attempt.reasks)
+            outcome.resummary = True
+            if await self.db.run(
+                replace_fallback, summary_id=old.id, summary=summary, outcome=outcome
+            ):
+                report.resummarized += 1
+                log.info(
+                    "budget fallback re-summarised",
+                    extra={"article_id": article.id, "was": old.fallback},
+                )
 
     async def _with_llm(
         self, article: Article, source: Source, report: SummarizeReport
-    ) -> Summary | None:
-        if self.llm is None or self._budget_spent:
-            return None
+    ) -> _Attempt:
+        assert self.llm is not None
         # Tokenising costs up to 0.1 ms per 1,000 characters (Japanese) and truncation counts
         # several prefixes: off the loop, and of the capped body only.
         body = await asyncio.to_thread(
@@ -237,7 +361,7 @@ class Summarizer:
                 log.warning(
                     "token budget spent; falling back to extractive", extra={"why": str(exc)}
                 )
-                return None
+                return _Attempt(None, BUDGET_SPENT, attempt - 1)
             except InvalidOutput as exc:
                 feedback = str(exc)  # the model's own mistake: worth one re-ask
                 log.info(
@@ -252,21 +376,21 @@ class Summarizer:
                     "summary call failed", extra={"article_id": article.id, "error": str(exc)}
                 )
                 report.fallbacks += 1
-                return None
+                return _Attempt(None, API_ERROR, attempt - 1)
             tokens[0] += reply.prompt_tokens
             tokens[1] += reply.completion_tokens
             draft, problem = self._validate(reply.data, source_text)
             if draft is not None:
                 if attempt == 2:
                     report.regrounded += 1
-                return self._from_draft(article, draft, tokens)
+                return _Attempt(self._from_draft(article, draft, tokens), reasks=attempt - 1)
             feedback = problem
             log.info(
                 "summary rejected",
                 extra={"article_id": article.id, "attempt": attempt, "problem": problem},
             )
         report.fallbacks += 1
-        return None
+        return _Attempt(None, REJECTED, reasks=1)
 
     def _validate(self, data: dict[str, Any], source_text: str) -> tuple[SummaryDraft | None, str]:
         try:
@@ -301,7 +425,9 @@ class Summarizer:
             completion_tokens=tokens[1],
         )
 
-    def _extractive(self, article: Article, source: Source, story_size: int) -> Summary:
+    def _extractive(
+        self, article: Article, source: Source, story_size: int, cause: str | None
+    ) -> Summary:
         assert article.id is not None
         result = summarize_extractively(
             title=article.title,
@@ -323,4 +449,5 @@ class Summarizer:
             model=EXTRACTIVE_MODEL,
             prompt_version=EXTRACTIVE_VERSION,
             content_hash=article.content_hash,
+            fallback=cause,
         )

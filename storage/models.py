@@ -87,10 +87,16 @@ class Article(SQLModel, table=True):
 
 
 class Summary(SQLModel, table=True):
-    """The briefing fields of one article, by the LLM or by the extractive fallback."""
+    """The briefing fields of one article, by the LLM or by the extractive fallback.
+
+    `fallback` says why an extractive summary is one (`jobs.spend`: no key, the budget, a
+    rejected reply, an API error): only budget fallbacks are re-summarised later."""
 
     __tablename__ = "summaries"
-    __table_args__ = (Index("ix_summaries_cache", "content_hash", "model", "prompt_version"),)
+    __table_args__ = (
+        Index("ix_summaries_cache", "content_hash", "model", "prompt_version"),
+        Index("ix_summaries_fallback", "fallback"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     article_id: int = Field(foreign_key="articles.id", unique=True, ondelete="CASCADE")
@@ -108,6 +114,7 @@ class Summary(SQLModel, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+    fallback: str | None = Field(default=None, max_length=16)
 
 
 class Briefing(SQLModel, table=True):
@@ -250,3 +257,20 @@ class TokenBudgetDay(SQLModel, table=True):
 
     day: date = Field(primary_key=True)
     committed: int = Field(default=0)
+
+
+class SummaryOutcome(SQLModel, table=True):
+    """How one article's summary was made, kept for `ainews stats` after the summary itself is
+    replaced by a re-summary or deleted with its source: by the model, from the cache, or
+    extractive and why (`cause`); `reasks` counts the second attempts it cost."""
+
+    __tablename__ = "summary_outcomes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(index=True, description="local day, as TokenUsage.day")
+    article_id: int
+    method: str = Field(max_length=16, description="llm, cached or extractive")
+    cause: str | None = Field(default=None, max_length=16)
+    reasks: int = 0
+    resummary: bool = Field(default=False, description="a budget fallback summarised again")
+    created_at: datetime = Field(default_factory=utcnow)

@@ -29,6 +29,7 @@ from bot.scheduler import JobRunner
 from handlers.filters import SearchRequest
 from handlers.search import find
 from storage.subscriptions import subscribe
+from storage.usage import record_usage
 from tests.conftest import (
     DEMO_DAY,
     demo_clock,
@@ -507,3 +508,22 @@ async def test_after_intake_stops_a_command_is_told_to_retry(running: Running) -
     [reply] = await running.answer(await running.command("search", query="AI"), count=1)
     assert reply.type == CallbackType.MESSAGE and reply.ephemeral
     assert "再起動中" in text_of(reply)
+
+
+async def test_discord_stats_is_a_typed_subcommand_answered_privately(running: Running) -> None:
+    synced = running.fake.command("ainews", GUILD_ID)
+    assert "stats" in {o["name"] for o in synced["options"]}
+    await running.app.db.run(
+        record_usage,
+        day=DEMO_DAY,
+        model="gpt-4o",
+        purpose="ask",
+        prompt_tokens=4_000,
+        completion_tokens=1_000,
+    )
+    answer = await running.answer(await running.command("stats"))
+    shown = text_of(answer[-1])
+    assert "利用状況（2026-11-23 時点）" in shown
+    assert "今日（2026-11-23）**: 5,000 トークン" in shown
+    assert "推定 $0.0200" in shown  # 4,000 × $2.50 + 1,000 × $10.00 per 1M
+    assert answer[-1].payload.get("flags", 0) & EPHEMERAL

@@ -319,6 +319,10 @@ class DiscordBot(discord.Client):
         async def post_digest(interaction: discord.Interaction[Any]) -> None:
             await run(interaction, "post-digest")
 
+        @group.command(name="stats", description="トークン使用量・推定コスト・要約の内訳")
+        async def stats(interaction: discord.Interaction[Any]) -> None:
+            await run(interaction, "stats")
+
         @sources.command(name="list", description="巡回しているソース")
         @app_commands.describe(page="ページ")
         async def sources_list(

@@ -190,11 +190,14 @@ def briefing_parent_embed(briefing: Briefing) -> discord.Embed:
     trend_text = _clip("\n".join(trend_lines).strip("\n"), max(room, 0))
     parts = [stats, trend_text, _clip(toc_text, MAX_DESCRIPTION - size(stats) - 2)]
     description = "\n\n".join(p for p in parts if p)
-    return discord.Embed(
+    embed = discord.Embed(
         title=f"AI News - {briefing.day.isoformat()}",
         description=_clip(description, MAX_DESCRIPTION),
         colour=discord.Colour(BRAND_COLOUR),
     )
+    if briefing.footer:
+        embed.set_footer(text=_clip("\n".join(plain(n) for n in briefing.footer), MAX_FOOTER))
+    return embed
 
 
 def briefing_item_embeds(item: BriefingItem, heading: str) -> list[discord.Embed]:

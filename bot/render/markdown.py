@@ -98,4 +98,6 @@ def render_briefing(briefing: Briefing) -> str:
         "（該当なし）"
     ]
     lines += ["", "### 今後の展望", text(trend.outlook), ""]
+    if briefing.footer:
+        lines += ["---", "", *(f"> {text(note)}\n" for note in briefing.footer)]
     return "\n".join(lines)

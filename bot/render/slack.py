@@ -241,7 +241,8 @@ def briefing_parent_blocks(briefing: Briefing) -> list[Block]:
     )
     if contents:
         blocks += sections(f"*目次*（記事はこのスレッドに続きます）\n{contents}")
-    return _fit(blocks, [], [], MAX_BLOCKS)
+    footer = [context(escape(note)) for note in briefing.footer]
+    return _fit(blocks, [], footer, MAX_BLOCKS)
 
 
 def briefing_parent_text(briefing: Briefing) -> str:
