@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlmodel import select
 
@@ -23,7 +24,7 @@ from storage.articles import NewArticle, insert_new_articles
 from storage.models import Source, Summary
 from storage.sources import SourceSpec, add_missing_sources
 from tests.conftest import demo_clock, make_settings
-from tests.fakes.discord_server import USER_ID, DiscordServer
+from tests.fakes.discord_server import GUILD_ID, USER_ID, DiscordServer, autocomplete_interaction
 from tests.fakes.slack_server import SlackServer
 
 # Fixed dates (not the clock of the run): the search's `since` narrowing compares these.
@@ -295,7 +296,8 @@ async def slack() -> AsyncIterator[SlackServer]:
 async def test_slack_subscribe_and_an_inert_bundle(
     tmp_path: Path, demo_database: Path, slack: SlackServer
 ) -> None:
-    from tests.test_slack import post_command, slack_running, slack_settings
+    from tests.fakes.slack_server import events_api_payload, sign_request
+    from tests.test_slack import SECRET, post_command, slack_running, slack_settings
 
     async with slack_running(slack_settings(tmp_path, demo_database, slack)) as running:
         await post_command(running.events_url, slack, 'subscribe query:"GPU 配布"', user="UQ")
@@ -310,6 +312,18 @@ async def test_slack_subscribe_and_an_inert_bundle(
         assert "<!channel>" not in text and "<!here>" not in text and "<@U0ADMIN>" not in text
         assert "@\u200beveryone" in text  # still readable, no longer a mention
         assert not [url for url in re_links(text) if "evil.example" in url]
+
+        opened = events_api_payload({"type": "app_home_opened", "user": "UQ", "tab": "home"})
+        raw = json.dumps(opened).encode()
+        headers = {"Content-Type": "application/json", **sign_request(SECRET, raw)}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(running.events_url, data=raw, headers=headers) as response,
+        ):
+            assert response.status == 200
+        [view] = [c.decoded("view") for c in await slack.wait_for("views.publish")]
+        texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
+        assert "*保存検索*\n1. GPU 配布" in texts
 
 
 def re_links(text: str) -> list[str]:
@@ -354,6 +368,12 @@ async def test_discord_subscribe_list_unsubscribe_and_an_inert_bundle(
         assert "GPU無料配布" in posted  # the hostile one is in the bundle, inert
         assert "@everyone" not in posted and "<@U0ADMIN>" not in posted
 
+        synced = fake.command("ainews", GUILD_ID)
+        payload = autocomplete_interaction(synced, "unsubscribe", {"query": ""}, focused="query")
+        [offered] = await fake.wait_for_interaction_response(
+            await fake.send_interaction(payload), timeout=10
+        )
+        assert offered.payload["choices"] == [{"name": "1. GPU category:infra", "value": "1"}]
         [*_, gone] = await running.answer(await running.command("unsubscribe", query="1"))
         assert "GPU category:infra" in text_of(gone)
         [*_, empty] = await running.answer(await running.command("subscriptions"))

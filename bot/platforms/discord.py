@@ -39,6 +39,7 @@ from bot.render.discord import (
 from handlers.reply import Reply
 from jobs.briefing_model import Briefing, BriefingItem
 from storage.sources import list_sources
+from storage.subscriptions import saved_searches_of
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +319,7 @@ class DiscordBot(discord.Client):
         @app_commands.describe(
             category="カテゴリー、または all", query="保存検索の番号、または検索語"
         )
-        @app_commands.autocomplete(category=category_choices)
+        @app_commands.autocomplete(category=category_choices, query=self._complete_saved_search)
         async def unsubscribe(
             interaction: discord.Interaction[Any],
             category: str | None = None,
@@ -409,6 +410,21 @@ class DiscordBot(discord.Client):
         typed = current.strip().lower()
         matches = [n for n in names if typed in n.lower()][:25]
         return [app_commands.Choice(name=n[:100], value=n[:100]) for n in matches]
+
+    async def _complete_saved_search(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The caller's own saved searches, by number (what `unsubscribe` takes)."""
+        saved = await self.app.db.run(
+            saved_searches_of, platform=PLATFORM, user_id=str(interaction.user.id)
+        )
+        typed = current.strip().lower()
+        choices = [
+            app_commands.Choice(name=f"{n}. {s.text}"[:100], value=str(n))
+            for n, s in enumerate(saved, start=1)
+            if not typed or typed in s.text.lower() or typed == str(n)
+        ]
+        return choices[:25]
 
     # ── buttons ────────────────────────────────────────────────────────────────────────────
 
