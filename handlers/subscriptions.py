@@ -38,6 +38,7 @@ UNSUBSCRIBE_USAGE = "/ainews unsubscribe <カテゴリー…|保存検索の番�
 # `query:"半導体 規制"` is the two words, as the user means it), and what they hold is taken
 # as it is, never read as filters.
 _QUERY = re.compile(r'(?<!\S)query:(?:"([^"]*)"|“([^”]*)”)?', re.I)
+_NOT_FOR_ALERTS = re.compile(r"(?<!\S)(since|page):", re.I)
 NOT_IN_CHAT = "購読はチャットから使えます"
 
 
@@ -94,9 +95,9 @@ def parse_saved_search(ctx: HandlerContext, text: str) -> QuerySpec:
     if marker is not None:
         quoted = marker.group(1) or marker.group(2) or ""
         text = f"{text[: marker.start()]} {text[marker.end() :]}"
-    request = parse_search_text(text, taxonomy=ctx.taxonomy, now=ctx.now, tz=ctx.tz)
-    if request.since is not None or request.page != 1 or re.search(r"(?<!\S)page:", text, re.I):
+    if _NOT_FOR_ALERTS.search(text):
         raise FilterError("保存検索には since: と page: は使えません（登録後の新着だけが届きます）")
+    request = parse_search_text(text, taxonomy=ctx.taxonomy, now=ctx.now, tz=ctx.tz)
     query = " ".join(f"{quoted} {request.text}".split())
     if not query:
         raise FilterError("検索語がありません")

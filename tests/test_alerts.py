@@ -216,6 +216,7 @@ async def sqlite_app(tmp_path: Path) -> AsyncIterator[App]:
         (f'subscribe query:"{"半" * (MAX_QUERY_CHARS + 1)}"', "検索語が長すぎます（101文字）"),
         ("subscribe query:GPU since:7d", "since: と page: は使えません"),
         ("subscribe query:GPU page:2", "since: と page: は使えません"),
+        ("subscribe query:GPU since:someday", "since: と page: は使えません"),
         ("subscribe query:GPU category:weather", "カテゴリー「weather」はありません"),
         ("subscribe weather", "カテゴリー「weather」はありません"),
         ("unsubscribe 3", "3番の保存検索はありません（保存検索はありません）"),
