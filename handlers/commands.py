@@ -28,8 +28,12 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/ainews ask <質問>", "保存記事だけを根拠に回答（出典つき）"),
     ("/ainews digest [YYYY-MM-DD]", "その日のブリーフィングを自分だけに表示"),
     ("/ainews subscribe <カテゴリー…>", "カテゴリーの新着をDMで受け取る"),
-    ("/ainews unsubscribe <カテゴリー…|all>", "購読をやめる"),
-    ("/ainews subscriptions", "購読中のカテゴリー"),
+    (
+        '/ainews subscribe query:"半導体 規制" [category:infra] [source:名前]',
+        "検索に一致する新着をDMで受け取る（保存検索）",
+    ),
+    ("/ainews unsubscribe <カテゴリー…|保存検索の番号|query:検索語|all>", "購読をやめる"),
+    ("/ainews subscriptions", "購読中のカテゴリーと保存検索（番号つき）"),
     ("/ainews sources list [page:2]", "巡回しているソース"),
     ("/ainews stats", "トークン使用量・推定コスト・要約の内訳（今日・今週・今月）"),
 )
@@ -77,8 +81,8 @@ async def handle_command(
     simple: dict[str, Callable[[], Awaitable[Reply]]] = {
         "ask": lambda: handle_ask(ctx, rest),
         "subscriptions": lambda: list_subscriptions(ctx),
-        "subscribe": lambda: subscribe_to(ctx, rest.split()),
-        "unsubscribe": lambda: unsubscribe_from(ctx, rest.split()),
+        "subscribe": lambda: subscribe_to(ctx, rest),
+        "unsubscribe": lambda: unsubscribe_from(ctx, rest),
         "digest": lambda: _digest(ctx, rest.strip(), briefing_config),
         "sources": lambda: _sources(ctx, rest.split()),
         "stats": lambda: handle_stats(ctx),

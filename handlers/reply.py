@@ -59,6 +59,7 @@ class ArticleRef:
     snippet: str = ""
     other_sources: int = 0
     score: float | None = None
+    reason: str = ""  # why it is in a DM bundle: the category or the saved search it matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,7 @@ def reply_to_payload(reply: Reply) -> dict[str, Any]:
                 "snippet": a.snippet,
                 "other_sources": a.other_sources,
                 "score": a.score,
+                "reason": a.reason,
             }
             for a in reply.articles
         ],
@@ -182,6 +184,7 @@ def reply_from_payload(data: dict[str, Any]) -> Reply:
                 snippet=a.get("snippet", ""),
                 other_sources=a.get("other_sources", 0),
                 score=a.get("score"),
+                reason=a.get("reason", ""),
             )
             for a in data.get("articles", [])
         ),

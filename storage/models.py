@@ -274,3 +274,27 @@ class SummaryOutcome(SQLModel, table=True):
     reasks: int = 0
     resummary: bool = Field(default=False, description="a budget fallback summarised again")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SavedSearch(SQLModel, table=True):
+    """A user's saved `/ainews search`: new articles it finds go into their DM bundle, next to
+    their categories. `category` and `source` are the search filters, '' for none (not NULL,
+    so that the unique constraint also catches the same query saved twice without a filter)."""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (
+        UniqueConstraint(
+            "platform", "user_id", "query", "category", "source", name="uq_saved_searches_query"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    user_id: str = Field(max_length=100, index=True)
+    query: str = Field(max_length=200)
+    category: str = Field(default="", max_length=40)
+    source: str = Field(default="", max_length=200)
+    after_summary_id: int = Field(
+        default=0, description="the newest summary when saved: only later ones are delivered"
+    )
+    created_at: datetime = Field(default_factory=utcnow)

@@ -326,7 +326,7 @@ async def test_dm_bundles_and_closed_dms(running: Running, fake: DiscordServer) 
     assert await running.platform.fanout.send() == 0  # nothing twice, closed user not retried
     dms = fake.messages_in(fake.dm_channel(USER_ID).id)
     assert len(dms) == 1
-    assert "購読カテゴリーの新着" in json.dumps([dms[0].content, dms[0].embeds], ensure_ascii=False)
+    assert "購読の新着" in json.dumps([dms[0].content, dms[0].embeds], ensure_ascii=False)
     assert fake.messages_in(fake.dm_channel(closed_user).id) == []
     told = await running.answer(await running.command("subscriptions"))  # not the closed user
     assert "DMでお送りできませんでした" not in text_of(told[-1])

@@ -39,6 +39,7 @@ from bot.render.discord import (
 from handlers.reply import Reply
 from jobs.briefing_model import Briefing, BriefingItem
 from storage.sources import list_sources
+from storage.subscriptions import saved_searches_of
 
 log = logging.getLogger(__name__)
 
@@ -299,19 +300,34 @@ class DiscordBot(discord.Client):
         async def digest(interaction: discord.Interaction[Any], date: str | None = None) -> None:
             await run(interaction, f"digest {date or ''}")
 
-        @group.command(name="subscribe", description="カテゴリーの新着をDMで受け取る")
-        @app_commands.describe(category="カテゴリー")
+        @group.command(
+            name="subscribe", description="カテゴリー、または検索に一致する新着をDMで受け取る"
+        )
+        @app_commands.describe(
+            category="カテゴリー（query と一緒なら検索の絞り込み）",
+            query="保存する検索語（/ainews search と同じ書き方）",
+        )
         @app_commands.autocomplete(category=category_choices)
-        async def subscribe(interaction: discord.Interaction[Any], category: str) -> None:
-            await run(interaction, f"subscribe {category}")
+        async def subscribe(
+            interaction: discord.Interaction[Any],
+            category: str | None = None,
+            query: str | None = None,
+        ) -> None:
+            await run(interaction, subscribe_text("subscribe", category, query))
 
         @group.command(name="unsubscribe", description="購読をやめる（all ですべて）")
-        @app_commands.describe(category="カテゴリー、または all")
-        @app_commands.autocomplete(category=category_choices)
-        async def unsubscribe(interaction: discord.Interaction[Any], category: str) -> None:
-            await run(interaction, f"unsubscribe {category}")
+        @app_commands.describe(
+            category="カテゴリー、または all", query="保存検索の番号、または検索語"
+        )
+        @app_commands.autocomplete(category=category_choices, query=self._complete_saved_search)
+        async def unsubscribe(
+            interaction: discord.Interaction[Any],
+            category: str | None = None,
+            query: str | None = None,
+        ) -> None:
+            await run(interaction, subscribe_text("unsubscribe", category, query))
 
-        @group.command(name="subscriptions", description="購読中のカテゴリー")
+        @group.command(name="subscriptions", description="購読中のカテゴリーと保存検索")
         async def subscriptions(interaction: discord.Interaction[Any]) -> None:
             await run(interaction, "subscriptions")
 
@@ -399,6 +415,21 @@ class DiscordBot(discord.Client):
         matches = [n for n in names if typed in n.lower()][:25]
         return [app_commands.Choice(name=n[:100], value=n[:100]) for n in matches]
 
+    async def _complete_saved_search(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The caller's own saved searches, by number (what `unsubscribe` takes)."""
+        saved = await self.app.db.run(
+            saved_searches_of, platform=PLATFORM, user_id=str(interaction.user.id)
+        )
+        typed = current.strip().lower()
+        choices = [
+            app_commands.Choice(name=f"{n}. {s.text}"[:100], value=str(n))
+            for n, s in enumerate(saved, start=1)
+            if not typed or typed in s.text.lower() or typed == str(n)
+        ]
+        return choices[:25]
+
     # ── buttons ────────────────────────────────────────────────────────────────────────────
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
@@ -446,6 +477,18 @@ class DiscordBot(discord.Client):
         channel = self.get_partial_messageable(int(shared.channel_id))
         header = DiscordMessage(content=share_header(shared.user_id), embeds=())
         await send_messages(channel.send, [header, *reply_messages(shared.reply)])
+
+
+def subscribe_text(command: str, category: str | None, query: str | None) -> str:
+    """`subscribe`/`unsubscribe` options as the shared command text. The query goes after
+    `query: ` as the search text itself (its quotes keep marking phrases, as in `search`), and
+    a category with it narrows the search instead of being a subscription of its own."""
+    if not query:
+        return f"{command} {category or ''}".strip()
+    text = f"{command} query: {query}"
+    if category:
+        text += f' category:"{category}"' if " " in category else f" category:{category}"
+    return text
 
 
 def build_discord(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:

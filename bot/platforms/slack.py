@@ -40,6 +40,7 @@ from bot.render.slack import (
     briefing_item_text,
     briefing_parent_blocks,
     briefing_parent_text,
+    context,
     escape,
     reply_blocks,
     reply_text,
@@ -48,7 +49,7 @@ from bot.render.slack import (
 )
 from handlers.reply import Reply
 from jobs.briefing_model import Briefing, BriefingItem
-from storage.subscriptions import subscribe, subscriptions_of, unsubscribe
+from storage.subscriptions import saved_searches_of, subscribe, subscriptions_of, unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +369,20 @@ class SlackBot:
                     },
                 }
             )
+        blocks += await self._saved_search_blocks(user)
         await self.client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
+
+    async def _saved_search_blocks(self, user: str) -> list[Block]:
+        """The user's saved searches under the toggles: managed by command (they are typed)."""
+        saved = await self.app.db.run(saved_searches_of, platform=PLATFORM, user_id=user)
+        listed = "\n".join(f"{n}. {escape(s.text)}" for n, s in enumerate(saved, start=1))
+        return [
+            section(f"*保存検索*\n{listed or 'まだありません。'}"),
+            context(
+                '`/ainews subscribe query:"検索語"` で登録、'
+                "`/ainews unsubscribe 番号` でやめられます。"
+            ),
+        ]
 
 
 def build_slack(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:

@@ -1,5 +1,6 @@
 """DM subscriptions, for every platform: one bundle per subscriber with everything new in their
-categories since their cursor. The cursor moves only after the bundle was sent, so a failure
+categories, or found by their saved searches, since their cursor — each story once, with why
+it is there. The cursor moves only after the bundle was sent, so a failure
 resends next time and a restart neither repeats nor skips. A user whose DMs are closed is
 recorded, skipped from then on (no retry every interval), and told once in their next reply."""
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 MAX_BUNDLE_ITEMS = 15
 DMS_CLOSED_NOTICE = (
-    "購読カテゴリーの新着をDMでお送りできませんでした（DMが受け取れない設定のようです）。"
+    "購読の新着をDMでお送りできませんでした（DMが受け取れない設定のようです）。"
     "DMを受け取れるようにしてから、もう一度 subscribe すると再開します。"
 )
 
@@ -32,21 +33,29 @@ def bundle_reply(items: list[PendingItem], taxonomy: Taxonomy) -> Reply:
     shown = sorted(items, key=lambda i: (-i.importance, i.summary_id))[:MAX_BUNDLE_ITEMS]
     hidden = len(items) - len(shown)
     return Reply(
-        title=f"購読カテゴリーの新着 {len(items)}件",
+        title=f"購読の新着 {len(items)}件",
         articles=tuple(
             ArticleRef(
                 number=n,
                 title=item.title,
                 url=item.url,
                 source=item.source,
-                published=None,
+                published=item.published,
                 category=taxonomy.label_of(item.category),
                 snippet=item.overview,
+                reason=match_reason(item),
             )
             for n, item in enumerate(shown, start=1)
         ),
         text=f"ほか{hidden}件は /ainews search で探せます。" if hidden else "",
     )
+
+
+def match_reason(item: PendingItem) -> str:
+    """`一致: カテゴリー購読、検索「GPU category:infra」`: an item found both ways says both."""
+    reasons = ["カテゴリー購読"] if item.by_category else []
+    reasons += [f"検索「{query}」" for query in item.queries]
+    return "一致: " + "、".join(reasons)
 
 
 class DirectMessageFanout:

@@ -23,14 +23,16 @@ def considered(count: int) -> str:
 
 
 def article_meta(article: ArticleRef, escape: Callable[[str], str]) -> str:
-    """`source ・ date ・ category ・ ほかN媒体` under an article in a reply; `escape` is the
-    renderer's own, applied to the parts that come from feeds."""
+    """`source ・ date ・ category ・ ほかN媒体 ・ reason` under an article in a reply; `escape`
+    is the renderer's own, applied to the parts that come from feeds or users."""
     when = article.published.strftime("%Y-%m-%d") if article.published else "日付なし"
     meta = [escape(" ".join(article.source.split())), when]
     if article.category:
         meta.append(escape(" ".join(article.category.split())))
     if article.other_sources:
         meta.append(f"ほか{article.other_sources}媒体")
+    if article.reason:  # may quote a user's saved search: escaped like feed text
+        meta.append(escape(" ".join(article.reason.split())))
     return " ・ ".join(meta)
 
 

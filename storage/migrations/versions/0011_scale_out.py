@@ -1,7 +1,7 @@
 """scale-out: claims on sources and articles, named leases, the shared daily token budget
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01
 
 The budget row of today starts from what `token_usage` already recorded for it (the day of the
@@ -15,7 +15,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
