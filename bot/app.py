@@ -46,6 +46,8 @@ class App:
         return PollConfig(
             interval=timedelta(minutes=self.settings.poll_interval),
             fulltext_per_poll=self.settings.fulltext_per_poll,
+            disable_after_failures=self.settings.disable_after_failures,
+            disable_after=self.settings.disable_after,
         )
 
     @property
@@ -159,6 +161,7 @@ async def poll_once(
         config=app.poll_config,
         force=force,
         on_source_done=progress,
+        clock=app.clock,
     )
 
 

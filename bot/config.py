@@ -7,7 +7,7 @@ own. A bad value stops start-up with one line that names the variable (`Settings
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(default="text", alias="AINEWS_LOG_FORMAT")
 
+    disable_after_failures: int = Field(
+        default=10, ge=0, le=10_000, alias="AINEWS_DISABLE_AFTER_FAILURES"
+    )
+    disable_after: timedelta | None = Field(default=timedelta(days=3), alias="AINEWS_DISABLE_AFTER")
+
     @field_validator("briefing_time", mode="before")
     @classmethod
     def _parse_hhmm(cls, value: object) -> object:
@@ -112,6 +117,21 @@ class Settings(BaseSettings):
             if not match:
                 raise ValueError(f"expected HH:MM (24-hour), got {value!r}")
             return time(int(match.group(1)), int(match.group(2)))
+        return value
+
+    @field_validator("disable_after", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: object) -> object:
+        """`3d`, `36h`, `90m`; `0` (or empty) turns the duration rule off."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("", "0"):
+                return None
+            match = re.fullmatch(r"(\d+)\s*([dhm])", text)
+            if not match:
+                raise ValueError(f"expected a duration like 3d, 36h or 90m (0: off), got {value!r}")
+            unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+            return timedelta(**{unit: int(match.group(1))})
         return value
 
     @field_validator("timezone")
