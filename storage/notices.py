@@ -53,12 +53,13 @@ def claim_source_notice(
     """True when this caller is to post the notice to the destination: no one claimed it, or
     the claim is stale (older than the lease and not posted)."""
     table = SourceNoticePost.__table__  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports -1 for this INSERT on a table without a serial key.
     inserted = session.execute(
-        insert_or_ignore(session, table).values(
-            notice_id=notice_id, destination=destination, claimed_at=now
-        )
-    ).rowcount  # type: ignore[attr-defined]
-    if inserted:
+        insert_or_ignore(session, table)
+        .values(notice_id=notice_id, destination=destination, claimed_at=now)
+        .returning(table.c.notice_id)
+    ).first()
+    if inserted is not None:
         return True
     taken = session.execute(  # compare-and-set on the stale claim: one taker wins
         update(SourceNoticePost)

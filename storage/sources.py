@@ -253,7 +253,8 @@ def sources_health(*, session: Session, now: datetime) -> list[SourceHealth]:
 
 def enable_source(*, session: Session, url_or_id: str) -> Source | None:
     """Enable a source again with its health counters reset, polled at the next pass (shown
-    as never polled until then; the last success is kept); None when nothing matches. A disabled notice not yet posted is then no longer posted."""
+    as never polled until then; the last success is kept); None when nothing matches. A
+    disabled notice not yet posted is then no longer posted."""
     source = get_source(session=session, url_or_id=url_or_id)
     if source is None:
         return None

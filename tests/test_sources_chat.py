@@ -107,7 +107,8 @@ async def test_admins_see_the_stored_error_and_the_full_url(app: App) -> None:
     reply = await run(app, "sources list", admin=True)
     shown = plain_text(reply)
     assert "Cannot connect to host 127.0.0.1:" in shown  # aiohttp's own words, from the poll
-    assert "社内フィード" in shown and "次回 11/23 13:00: ClientConnectorError: Cannot connect" in shown
+    assert "社内フィード" in shown
+    assert "次回 11/23 13:00: ClientConnectorError: Cannot connect" in shown
     links = [p.url for ln in reply.lines for p in ln.parts if isinstance(p, Href)]
     assert PUBLIC_WITH_PASSWORD in links
     ids = [p.text for ln in reply.lines for p in ln.parts if isinstance(p, Code)]
