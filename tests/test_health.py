@@ -45,6 +45,7 @@ from storage.sources import (
 from tests.conftest import TEST_FEEDS, make_settings
 from tests.fakes.discord_server import (
     BOT_TOKEN,
+    FORUM_CHANNEL_ID,
     GUILD_ID,
     TEXT_CHANNEL_ID,
     DiscordServer,
@@ -190,6 +191,7 @@ async def chat() -> AsyncIterator[Chat]:
 
 
 def chat_settings(tmp_path: Path, chat: Chat, **extra: Any) -> Any:
+    extra = {"AINEWS_DISCORD_CHANNEL_ID": TEXT_CHANNEL_ID, **extra}
     return make_settings(
         tmp_path,
         DATABASE_URL=f"sqlite:///{tmp_path / 'health.sqlite3'}",
@@ -201,7 +203,6 @@ def chat_settings(tmp_path: Path, chat: Chat, **extra: Any) -> Any:
         AINEWS_HTTP_PORT=0,
         AINEWS_SLACK_POST_INTERVAL=0,
         DISCORD_TOKEN=BOT_TOKEN,
-        AINEWS_DISCORD_CHANNEL_ID=TEXT_CHANNEL_ID,
         AINEWS_DISCORD_GUILD_ID=GUILD_ID,
         AINEWS_DISCORD_API_URL=chat.discord.api_url,
         AINEWS_DISCORD_GATEWAY_URL=chat.discord.gateway_url,
@@ -211,15 +212,16 @@ def chat_settings(tmp_path: Path, chat: Chat, **extra: Any) -> Any:
 
 
 @asynccontextmanager
-async def bot_process(settings: Any, clock: Clock) -> AsyncIterator[tuple[App, list[Platform]]]:
-    """One bot process as `ainews run` builds it: Slack and Discord started."""
+async def bot_process(
+    settings: Any, clock: Clock, *, slack: bool = True
+) -> AsyncIterator[tuple[App, list[Platform]]]:
+    """One bot process as `ainews run` builds it: Slack (unless told not) and Discord."""
     async with open_app(settings, fetching=True, clock=clock) as app:
         runner = JobRunner()
         core = ChatCore(app, spawn=runner.spawn)
-        platforms = [
-            build_slack(app, core=core, spawn=runner.spawn),
-            build_discord(app, core=core, spawn=runner.spawn),
-        ]
+        platforms = [build_discord(app, core=core, spawn=runner.spawn)]
+        if slack:
+            platforms.insert(0, build_slack(app, core=core, spawn=runner.spawn))
         for platform in platforms:
             await platform.intake.start_intake()
         try:
@@ -311,6 +313,26 @@ async def test_recovery_is_said_once_and_a_single_failure_not_at_all(
     assert "ソースが復旧しました" in text and "flaky" in text and "連続3回の失敗の後" in text
     assert "blip" not in text
     assert len(chat.discord.messages_in(TEXT_CHANNEL_ID)) == 1
+
+
+async def test_a_discord_forum_channel_gets_the_notice_as_a_post_of_its_own(
+    tmp_path: Path, feed_server: FeedServer, chat: Chat
+) -> None:
+    feed_server.status("/down.xml", 410)
+    settings = chat_settings(
+        tmp_path,
+        chat,
+        AINEWS_DISABLE_AFTER_FAILURES="1",
+        AINEWS_DISCORD_CHANNEL_ID=FORUM_CHANNEL_ID,
+    )
+    async with bot_process(settings, Clock(), slack=False) as (app, platforms):
+        spec = SourceSpec(url=feed_server.url("/down.xml"), name="down", category="infra")
+        await app.db.run(add_missing_sources, specs=[spec])
+        await poll_once(app, force=True)
+        assert await announcer_for(app, platforms).announce() == 2  # the archive and the forum
+    [post] = [m for m in chat.discord.messages if m.parent_id == FORUM_CHANNEL_ID]
+    text = json.dumps(post.as_json(), ensure_ascii=False)
+    assert "down は連続1回取得に失敗したため" in text and "HTTP 410" in text
 
 
 async def test_enable_from_chat_is_for_admins_and_resets_the_counters(
