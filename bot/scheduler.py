@@ -218,7 +218,13 @@ async def run_bot(
             misfire_grace_time=60,
         )
     if _missed_todays_briefing(app):
-        scheduler.add_job(runner.wrap("briefing-catch-up", daily_briefing), id="catch-up")
+        # Its run time is "now", before the platforms connect: without a grace period a
+        # Discord login of over a second made APScheduler drop it as missed.
+        scheduler.add_job(
+            runner.wrap("briefing-catch-up", daily_briefing),
+            id="catch-up",
+            misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
+        )
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
