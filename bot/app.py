@@ -57,6 +57,8 @@ class App:
         return PollConfig(
             interval=timedelta(minutes=self.settings.poll_interval),
             fulltext_per_poll=self.settings.fulltext_per_poll,
+            disable_after_failures=self.settings.disable_after_failures,
+            disable_after=self.settings.disable_after,
         )
 
     @property
@@ -173,6 +175,7 @@ async def poll_once(
         force=force,
         on_source_done=progress,
         owner=app.instance,
+        clock=app.clock,
     )
 
 

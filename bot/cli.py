@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -235,6 +235,13 @@ def poll(
     )
     for error in report["errors"]:
         err.print(f"  [yellow]{error['source']}[/] ({error['url']}): {error['error']}")
+    for gone in report["disabled"]:
+        err.print(
+            f"  [red]disabled[/] {escape(gone['source'])} after {gone['why']}: "
+            f"`ainews sources enable {gone['id']}` polls it again"
+        )
+    for back in report["recovered"]:
+        err.print(f"  [green]recovered[/] {escape(back['source'])}")
 
 
 @cli.command()
@@ -423,27 +430,78 @@ def stats_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
 
 @sources_cli.command("list")
 def sources_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show every source with its polling state."""
+    """Show every source with its health: status (ok, backing off, disabled, never polled),
+    last success, last error, items of the last 7 days, share of polls answered 304, next poll."""
     settings = settings_or_exit()
 
     async def main() -> list[dict[str, Any]]:
         from bot.app import open_app
-        from storage.sources import list_sources
+        from storage.sources import sources_health
 
         async with open_app(settings) as app:
-            return [s.model_dump(mode="json") for s in await app.db.run(list_sources)]
+            return [
+                {
+                    **h.source.model_dump(mode="json"),
+                    "status": h.status,
+                    "items_7d": h.items_7d,
+                    "not_modified_share": h.not_modified_share,
+                }
+                for h in await app.db.run(sources_health, now=app.clock())
+            ]
 
     rows = run(main(), settings)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table("id", "name", "category", "url", "last poll", "errors")
+    table = Table(
+        "id", "name", "category", "url", "status", "last success", "last error", "7 days",
+        "304", "next poll",
+    )  # fmt: skip
     for row in rows:
-        status = "never" if row["last_polled_at"] is None else str(row["last_status"] or "")
-        error = f"{row['error_count']}× {row['last_error']}" if row["last_error"] else ""
-        cells = (str(row["id"]), row["name"], row["category"], row["url"], status, error)
+        status = row["status"].replace("_", " ")
+        if row["status"] in ("backing_off", "disabled") and row["error_count"]:
+            status += f" ({row['error_count']} failures)"
+        error = " ".join((row["last_error"] or "").split())
+        error = error[:60] + ("…" if len(error) > 60 else "")
+        share = row["not_modified_share"]
+        upcoming = _cli_time(row["next_poll_at"], settings.tz) or "next pass"
+        cells = (
+            str(row["id"]), row["name"], row["category"], row["url"], status,
+            _cli_time(row["last_success_at"], settings.tz), error, str(row["items_7d"]),
+            "—" if share is None else f"{share:.0%}",
+            "—" if row["status"] == "disabled" else upcoming,
+        )  # fmt: skip
         table.add_row(*map(escape, cells))  # feed text, not rich markup
     Console().print(table)
+
+
+def _cli_time(value: str | None, zone: tzinfo) -> str:
+    """A stored UTC time (as JSON) in the configured time zone, to the minute."""
+    if value is None:
+        return ""
+    return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+@sources_cli.command("enable")
+def sources_enable(url_or_id: str) -> None:
+    """Poll a source again (by URL or id) after it was disabled; its health counters restart."""
+    settings = settings_or_exit()
+
+    async def main() -> str | None:
+        from bot.app import open_app
+        from storage.sources import enable_source
+
+        async with open_app(settings) as app:
+            source = await app.db.run(enable_source, url_or_id=url_or_id)
+            return None if source is None else source.url
+
+    url = run(main(), settings)
+    if url is None:
+        err.print(
+            f"[red]no source matches {escape(repr(url_or_id))}[/] (see `ainews sources list`)"
+        )
+        raise typer.Exit(1)
+    err.print(f"enabled {escape(url)}: polled at the next pass")
 
 
 @sources_cli.command("add")

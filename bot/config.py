@@ -7,7 +7,7 @@ own. A bad value stops start-up with one line that names the variable (`Settings
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     resummarize_per_run: int = Field(
         default=20, ge=0, le=10_000, alias="AINEWS_RESUMMARIZE_PER_RUN"
     )
+    disable_after_failures: int = Field(
+        default=10, ge=0, le=10_000, alias="AINEWS_DISABLE_AFTER_FAILURES"
+    )
+    disable_after: timedelta | None = Field(default=timedelta(days=3), alias="AINEWS_DISABLE_AFTER")
 
     @field_validator("briefing_time", mode="before")
     @classmethod
@@ -150,6 +154,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"{model}: prices must be numbers ≥ 0 (USD per 1M tokens)")
             prices[model] = price
         return prices
+
+    @field_validator("disable_after", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: object) -> object:
+        """`3d`, `36h`, `90m`; `0` (or empty) turns the duration rule off."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("", "0"):
+                return None
+            match = re.fullmatch(r"(\d+)\s*([dhm])", text)
+            if not match:
+                raise ValueError(f"expected a duration like 3d, 36h or 90m (0: off), got {value!r}")
+            unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+            return timedelta(**{unit: int(match.group(1))})
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -1,7 +1,8 @@
 """`ainews run`: the scheduler decides what is due; the jobs and the publishing core do the work.
 
 - poll (then summarise what it found) every AINEWS_POLL_INTERVAL minutes, first run at start;
-  coalesced, one instance at a time, so a slow pass is never stacked behind itself;
+  coalesced, one instance at a time, so a slow pass is never stacked behind itself; after each
+  poll, sources disabled or recovered are announced once in every destination's channel;
 - the daily briefing at AINEWS_BRIEFING_TIME in AINEWS_TIMEZONE, built once and published to
   every enabled destination (console file, Slack, Discord), each retried with back-off until it
   succeeds or the day ends; a three-hour misfire grace lets a bot that was down at 08:30 and is
@@ -31,6 +32,7 @@ from bot.app import App, poll_once, summarize_pending
 from bot.platforms.console import ConsolePublisher
 from bot.publishing.chat import ChatCore
 from bot.publishing.destinations import Destinations
+from bot.publishing.notices import SourceAnnouncer
 from bot.publishing.platform import Platform
 from bot.publishing.ports import Publisher
 from jobs.daily import build_and_store, latest_complete_day
@@ -112,21 +114,36 @@ def build_platforms(app: App, core: ChatCore, runner: JobRunner) -> list[Platfor
     return platforms
 
 
-def destinations_for(app: App, platforms: list[Platform]) -> Destinations:
-    """The briefing file always (an archive, printed when no chat platform is enabled), plus
-    each platform's channel."""
-    console = ConsolePublisher(
+def console_for(app: App, platforms: list[Platform]) -> ConsolePublisher:
+    return ConsolePublisher(
         db=app.db,
         directory=app.settings.briefings_dir,
         lease=app.settings.briefing_lease,
         echo=not platforms,
     )
+
+
+def destinations_for(app: App, platforms: list[Platform]) -> Destinations:
+    """The briefing file always (an archive, printed when no chat platform is enabled), plus
+    each platform's channel."""
+    console = console_for(app, platforms)
     publishers: list[Publisher] = [console, *(p.thread for p in platforms)]
     return Destinations(
         publishers,
         db=app.db,
         tz=app.settings.tz,
         retry_first=app.settings.publish_retry,
+        clock=app.clock,
+    )
+
+
+def announcer_for(app: App, platforms: list[Platform]) -> SourceAnnouncer:
+    """Source notices go where the briefing goes: the console archive and each channel."""
+    return SourceAnnouncer(
+        [console_for(app, platforms), *(p.channel for p in platforms)],
+        db=app.db,
+        tz=app.settings.tz,
+        lease=app.settings.briefing_lease,
         clock=app.clock,
     )
 
@@ -145,11 +162,13 @@ async def run_bot(
     core = ChatCore(app, spawn=runner.spawn)
     platforms = build_platforms(app, core, runner)
     destinations = destinations_for(app, platforms)
+    announcer = announcer_for(app, platforms)
     pipeline = asyncio.Lock()  # the briefing's own poll waits for a running one, not races it
 
     async def poll_and_summarize() -> None:
         async with pipeline:
             await poll_once(app)
+            await announcer.announce()
             await summarize_pending(app)
 
     async def daily_briefing() -> None:

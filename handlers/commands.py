@@ -14,7 +14,12 @@ from handlers.context import HandlerContext
 from handlers.filters import FilterError, parse_page, parse_search_text
 from handlers.reply import Code, Line, Reply, RepostBriefing, line
 from handlers.search import handle_search, usage_lines
-from handlers.sources import add_source_from_chat, list_sources_reply, remove_source_from_chat
+from handlers.sources import (
+    add_source_from_chat,
+    enable_source_from_chat,
+    list_sources_reply,
+    remove_source_from_chat,
+)
 from handlers.stats import handle_stats
 from handlers.subscriptions import list_subscriptions, subscribe_to, unsubscribe_from
 from jobs.briefing import BriefingConfig
@@ -34,12 +39,13 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ),
     ("/ainews unsubscribe <カテゴリー…|保存検索の番号|query:検索語|all>", "購読をやめる"),
     ("/ainews subscriptions", "購読中のカテゴリーと保存検索（番号つき）"),
-    ("/ainews sources list [page:2]", "巡回しているソース"),
+    ("/ainews sources list [page:2]", "巡回しているソースと取得状況"),
     ("/ainews stats", "トークン使用量・推定コスト・要約の内訳（今日・今週・今月）"),
 )
 ADMIN_COMMANDS = (
     "/ainews sources add <URL> [カテゴリー]",
     "/ainews sources remove <URL>",
+    "/ainews sources enable <URL|ID>",
     "/ainews post-digest",
 )
 ADMIN_ONLY = (
@@ -150,8 +156,8 @@ async def _sources(ctx: HandlerContext, args: list[str]) -> Reply:
     action = args[0].lower() if args else "list"
     if action == "list":
         return await _sources_list(ctx, args[1:])
-    if action not in ("add", "remove"):
-        return usage(ctx, f"sources {action} はありません（list / add / remove）")
+    if action not in ("add", "remove", "enable"):
+        return usage(ctx, f"sources {action} はありません（list / add / remove / enable）")
     if not ctx.is_admin:
         return Reply(title=ADMIN_ONLY, error=True)
     if len(args) < 2:
@@ -162,6 +168,8 @@ async def _sources(ctx: HandlerContext, args: list[str]) -> Reply:
         )
     if action == "add":
         return await add_source_from_chat(ctx, args[1], args[2] if len(args) > 2 else None)
+    if action == "enable":
+        return await enable_source_from_chat(ctx, args[1])
     return await remove_source_from_chat(ctx, args[1])
 
 

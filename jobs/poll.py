@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=24)
 MIN_EXTRACTED_CHARS = 200
 FULLTEXT_PER_POLL = 20
+DISABLE_AFTER_FAILURES = 10
+DISABLE_AFTER = timedelta(days=3)
+# A success ending at least this many failures in a row is announced: the source had been
+# visibly backing off (8 intervals and more between polls), not failing once by chance.
+RECOVERY_NOTICE_AFTER = 3
 # Article pages requested at once from one source: on top of the connector's per-host limit,
 # a publisher sees at most this many of our page requests in flight.
 PAGES_AT_ONCE = 2
@@ -49,11 +54,14 @@ PAGES_AT_ONCE = 2
 class PollConfig:
     """`fulltext_per_poll`: article pages fetched per source and poll (newest first); a
     backlog is completed over later polls. 0 fetches none, and teasers are then summarised as
-    they are."""
+    they are. A source failing `disable_after_failures` polls in a row, or for
+    `disable_after` since its first failure, is disabled (0 / None: never by that rule)."""
 
     interval: timedelta
     max_backoff: timedelta = MAX_BACKOFF
     fulltext_per_poll: int = FULLTEXT_PER_POLL
+    disable_after_failures: int = DISABLE_AFTER_FAILURES
+    disable_after: timedelta | None = DISABLE_AFTER
 
 
 @dataclass(slots=True)
@@ -70,6 +78,8 @@ class PollReport:
     pages_failed: int = 0
     pages_waiting: int = 0
     claims_taken_over: int = 0
+    disabled: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +91,8 @@ class PollReport:
             "pages_fetched": self.pages_fetched,
             "pages_failed": self.pages_failed,
             "pages_waiting": self.pages_waiting,
+            "disabled": self.disabled,
+            "recovered": self.recovered,
         }
 
 
@@ -95,13 +107,14 @@ class _SourceRef:
     last_modified: str | None
     error_count: int
     trusted: bool
+    failing_since: datetime | None
 
     @classmethod
     def of(cls, source: Source) -> _SourceRef:
         assert source.id is not None
         return cls(
             source.id, source.name, source.url, source.etag, source.last_modified,
-            source.error_count, source.trusted,
+            source.error_count, source.trusted, source.failing_since,
         )  # fmt: skip
 
 
@@ -155,6 +168,10 @@ async def poll_sources(
             report.errors.append({"source": source.name, "url": source.url, "error": state.error})
         elif state.status == 304:
             report.not_modified += 1
+        if state.disable is not None:
+            report.disabled.append({"id": source.id, "source": source.name, "why": state.disable})
+        elif state.recovered_after:
+            report.recovered.append({"id": source.id, "source": source.name})
         if on_source_done is not None:
             on_source_done()
 
@@ -185,6 +202,8 @@ async def poll_sources(
             "pages_fetched": report.pages_fetched,
             "pages_failed": report.pages_failed,
             "pages_waiting": report.pages_waiting,
+            "disabled": len(report.disabled),
+            "recovered": len(report.recovered),
         },
     )
     return report
@@ -350,6 +369,7 @@ def _success(
         last_modified=fetched.last_modified,
         moved_to=fetched.moved_to,
         keep_validators=keep_validators,
+        recovered_after=source.error_count if source.error_count >= RECOVERY_NOTICE_AFTER else 0,
     )
 
 
@@ -362,16 +382,34 @@ def _failure(
     now: datetime,
 ) -> PollState:
     """Exponential back-off per source (interval × 2^errors, capped), never sooner than the
-    server's Retry-After."""
+    server's Retry-After; disabled once the failures reach the count or the duration."""
     delay = min(config.interval * (2 ** min(source.error_count + 1, 16)), config.max_backoff)
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
-    log.warning("source failed", extra={"source_id": source.id, "url": source.url, "error": error})
+    failures = source.error_count + 1
+    failing_since = source.failing_since or now
+    disable = None
+    if config.disable_after_failures and failures >= config.disable_after_failures:
+        disable = "failures"
+    elif config.disable_after is not None and now - failing_since >= config.disable_after:
+        disable = "duration"
+    log.warning(
+        "source failed",
+        extra={
+            "source_id": source.id,
+            "url": source.url,
+            "error": error,
+            "failures": failures,
+            "disabled": disable,
+        },
+    )
     return PollState(
         source_id=source.id,
         polled_at=now,
         next_poll_at=now + delay,
         status=status,
-        error_count=source.error_count + 1,
+        error_count=failures,
         error=error,
+        failing_since=failing_since,
+        disable=disable,
     )

@@ -35,6 +35,15 @@ class Source(SQLModel, table=True):
     # one database poll each source once per interval, and a dead one's claim expires.
     claimed_by: str | None = Field(default=None, max_length=100)
     claimed_until: datetime | None = None
+    # Feed health (`sources list`, disabling): counted since the source was added or last
+    # re-enabled; `error_count` above is the consecutive failures, `failing_since` the first
+    # of them.
+    poll_count: int = Field(default=0)
+    not_modified_count: int = Field(default=0)
+    failing_since: datetime | None = None
+    last_success_at: datetime | None = None
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = Field(default=None, max_length=20)
 
 
 class Article(SQLModel, table=True):
@@ -298,3 +307,35 @@ class SavedSearch(SQLModel, table=True):
         default=0, description="the newest summary when saved: only later ones are delivered"
     )
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceNotice(SQLModel, table=True):
+    """A source disabled after failing, or back after a run of failures: said once in the
+    briefing channel of every destination. Unique per failure streak, so two processes that
+    record the same transition store one notice."""
+
+    __tablename__ = "source_notices"
+    __table_args__ = (
+        UniqueConstraint("source_id", "kind", "streak_started_at", name="uq_source_notices_streak"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=20, description="disabled or recovered")
+    reason: str | None = Field(default=None, max_length=20, description="failures or duration")
+    failures: int
+    streak_started_at: datetime
+    created_at: datetime = Field(index=True)
+
+
+class SourceNoticePost(SQLModel, table=True):
+    """The claim and record of one notice posted to one destination (`slack:C123`): claimed
+    before posting, so a restart or a second process never posts it twice."""
+
+    __tablename__ = "source_notice_posts"
+
+    notice_id: int = Field(foreign_key="source_notices.id", primary_key=True, ondelete="CASCADE")
+    destination: str = Field(max_length=200, primary_key=True)
+    claimed_at: datetime
+    posted_at: datetime | None = None
+    message_ref: str | None = Field(default=None, max_length=500)

@@ -74,6 +74,8 @@ async def test_poll_json_counts_then_not_modified(tmp_path: Path, feed_server: F
         "pages_fetched",
         "pages_failed",
         "pages_waiting",
+        "disabled",
+        "recovered",
     }
     assert (report["sources"], report["new"], report["not_modified"], report["failed"]) == (
         3,

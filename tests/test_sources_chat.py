@@ -29,7 +29,7 @@ from handlers.sources import (
     without_userinfo,
 )
 from storage.sources import SourceSpec, add_missing_sources
-from tests.conftest import TEST_FEEDS, make_settings
+from tests.conftest import TEST_FEEDS, demo_clock, make_settings
 from tests.fakes.feed_server import FeedServer
 
 PUBLIC_WITH_PASSWORD = "https://reader:s3cret@feeds.example.org/private.xml"
@@ -54,7 +54,7 @@ async def app(tmp_path: Path, feed_server: FeedServer) -> AsyncIterator[App]:
             category="infra",
         ),
     ]
-    async with open_app(make_settings(tmp_path), fetching=True) as app:
+    async with open_app(make_settings(tmp_path), fetching=True, clock=demo_clock) as app:
         await app.db.run(add_missing_sources, specs=polled)
         report = await poll_once(app, force=True)
         assert (report.sources, report.failed) == (2, 1)
@@ -84,11 +84,17 @@ async def test_everyone_sees_a_plain_status_and_no_internals(app: App) -> None:
     reply = await run(app, "sources list")
     assert reply.title == "巡回中のソース（4件）" and not reply.error
     lines = [plain_text(Reply(title="", lines=(ln,))) for ln in reply.lines]
+    never = "未取得 · 最終成功 なし · 7日間 0件 · 304 — · 次回 次の巡回"
     assert lines == [
-        "• 日本語フィード（🇯🇵 国内ニュース） — OK",  # on loopback: named, not linked
-        "• 社内フィード（🖥️ インフラ・ハードウェア） — エラー（1回）",
-        "• https://feeds.example.org/private.xml（📜 規制・政策・倫理） — 未取得",
-        "• （内部のソース）（🔬 研究・技術） — 未取得",  # named after its address
+        # On loopback: named, not linked. Its feed's three entries are of the last 7 days.
+        "• 日本語フィード（🇯🇵 国内ニュース） — "
+        "正常 · 最終成功 11/23 12:00 · 7日間 3件 · 304 0% · 次回 11/23 12:30",
+        # The error in our few words, never aiohttp's; backed off to twice the interval.
+        "• 社内フィード（🖥️ インフラ・ハードウェア） — "
+        "再試行待ち（連続1回失敗: 接続できません） · 最終成功 なし · 7日間 0件 · 304 0% · "
+        "次回 11/23 13:00",
+        f"• https://feeds.example.org/private.xml（📜 規制・政策・倫理） — {never}",
+        f"• （内部のソース）（🔬 研究・技術） — {never}",  # named after its address
     ]
     shown = _everything_shown(reply)
     for secret in ("Cannot connect", "127.0.0.1", "10.1.2.3", "s3cret", "reader:"):
@@ -101,7 +107,8 @@ async def test_admins_see_the_stored_error_and_the_full_url(app: App) -> None:
     reply = await run(app, "sources list", admin=True)
     shown = plain_text(reply)
     assert "Cannot connect to host 127.0.0.1:" in shown  # aiohttp's own words, from the poll
-    assert "社内フィード" in shown and "— エラー（1回）: " in shown
+    assert "社内フィード" in shown
+    assert "次回 11/23 13:00: ClientConnectorError: Cannot connect" in shown
     links = [p.url for ln in reply.lines for p in ln.parts if isinstance(p, Href)]
     assert PUBLIC_WITH_PASSWORD in links
     ids = [p.text for ln in reply.lines for p in ln.parts if isinstance(p, Code)]

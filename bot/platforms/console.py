@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.render.markdown import render_briefing
+from bot.render.reply_markdown import render_reply
+from handlers.reply import Reply
 from jobs.briefing_model import Briefing, to_payload
 from storage.briefings import claim_briefing, mark_posted
 from storage.db import Database
@@ -17,6 +19,7 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 DESTINATION = "console"
+NOTICES_FILE = "notices.md"
 
 
 class ConsolePublisher:
@@ -57,6 +60,19 @@ class ConsolePublisher:
         await self.db.run(mark_posted, briefing_id=claim.id, parent_ref=str(path))
         log.info("briefing published", extra={"day": str(briefing.day), "path": str(path)})
         return True
+
+    async def post_notice(self, notice: Reply) -> str:
+        """The core's `ChannelPort`: appended to `notices.md` beside the briefings (and printed
+        when echoing), so the archive keeps what the channels were told."""
+        markdown = render_reply(notice).rstrip("\n") + "\n\n"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / NOTICES_FILE
+        with path.open("a", encoding="utf-8") as out:
+            out.write(markdown)
+        if self.echo:
+            self.out.write(markdown)
+            self.out.flush()
+        return str(path)
 
     def write(self, briefing: Briefing, markdown: str) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,28 @@ class DiscordThread:
         message = channel.get_partial_message(int(message_id))
         await message.edit(embed=briefing_parent_embed(briefing), allowed_mentions=NO_MENTIONS)
 
+    async def post_notice(self, notice: Reply) -> str:
+        """The core's `ChannelPort`: a message in the text channel, or a post of its own in a
+        forum channel (where nothing is posted outside a post)."""
+        channel = await self._channel()
+        messages = reply_messages(notice)
+        if isinstance(channel, discord.ForumChannel):
+            first = messages[0]
+            post = await channel.create_thread(
+                name=notice.title[:100],
+                content=first.content or None,
+                embeds=list(first.embeds),
+                allowed_mentions=NO_MENTIONS,
+            )
+            return f"{post.thread.id}:{post.message.id}"
+        sent = [
+            await channel.send(
+                content=m.content or None, embeds=list(m.embeds), allowed_mentions=NO_MENTIONS
+            )
+            for m in messages
+        ]
+        return ",".join(str(message.id) for message in sent)
+
 
 class DiscordDirectMessages:
     """The core's `DirectMessagePort` on Discord."""
@@ -361,6 +383,12 @@ class DiscordBot(discord.Client):
         async def sources_remove(interaction: discord.Interaction[Any], source: str) -> None:
             await run(interaction, f"sources remove {source}")
 
+        @sources.command(name="enable", description="（管理者）停止したソースを再開")
+        @app_commands.describe(source="URL または ID")
+        @app_commands.autocomplete(source=source_choices)
+        async def sources_enable(interaction: discord.Interaction[Any], source: str) -> None:
+            await run(interaction, f"sources enable {source}")
+
         return group
 
     async def _run(self, interaction: discord.Interaction[Any], text: str) -> None:
@@ -496,13 +524,13 @@ def build_discord(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
     settings = app.settings
     assert settings.discord_channel_id is not None
     client = DiscordBot(app, core=core, spawn=spawn)
-    thread = ThreadPublisher(
-        DiscordThread(client, settings.discord_channel_id), db=app.db, lease=settings.briefing_lease
-    )
+    channel = DiscordThread(client, settings.discord_channel_id)
+    thread = ThreadPublisher(channel, db=app.db, lease=settings.briefing_lease)
     core.add_thread(PLATFORM, thread)
     return Platform(
         name=PLATFORM,
         intake=client,
         thread=thread,
         fanout=DirectMessageFanout(DiscordDirectMessages(client), db=app.db, taxonomy=app.taxonomy),
+        channel=channel,
     )

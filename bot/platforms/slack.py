@@ -130,6 +130,16 @@ class SlackThread:
             text=briefing_parent_text(briefing),
         )
 
+    async def post_notice(self, notice: Reply) -> str:
+        """The core's `ChannelPort`: one message in the channel, outside any thread."""
+        response = await self.client.chat_postMessage(
+            channel=self.channel,
+            blocks=reply_blocks(notice),
+            text=reply_text(notice),
+            unfurl_links=False,
+        )
+        return str(response["ts"])
+
 
 class SlackDirectMessages:
     """The core's `DirectMessagePort` on Slack."""
@@ -394,8 +404,9 @@ def build_slack(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
         base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
         retry_handlers=[RetryAfterHandler(max_retry_count=5)],
     )
+    channel = SlackThread(client, settings.slack_channel)
     thread = ThreadPublisher(
-        SlackThread(client, settings.slack_channel),
+        channel,
         db=app.db,
         lease=settings.briefing_lease,
         pace=settings.slack_post_interval,  # Slack allows about one message per second
@@ -406,4 +417,5 @@ def build_slack(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
         intake=SlackBot(app, client=client, core=core, spawn=spawn),
         thread=thread,
         fanout=DirectMessageFanout(SlackDirectMessages(client), db=app.db, taxonomy=app.taxonomy),
+        channel=channel,
     )

@@ -1,5 +1,6 @@
 """One enabled chat platform as the scheduler sees it: its command intake, its briefing-channel
-publisher and its DM fan-out — the last two are the core's, built on the platform's ports."""
+publisher and its DM fan-out — the last two are the core's, built on the platform's ports —
+and its briefing channel for plain notices."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.publishing.fanout import DirectMessageFanout
+from bot.publishing.ports import ChannelPort
 from bot.publishing.thread import ThreadPublisher
 
 
@@ -31,3 +33,4 @@ class Platform:
     intake: Intake
     thread: ThreadPublisher
     fanout: DirectMessageFanout
+    channel: ChannelPort  # plain messages in the briefing channel (source notices)

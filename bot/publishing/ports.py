@@ -58,3 +58,16 @@ class DirectMessagePort(Protocol):
     async def send_bundle(self, channel: str, bundle: Reply) -> None:
         """Send one bundle; raises DirectMessagesClosed when refused."""
         ...
+
+
+class ChannelPort(Protocol):
+    """A plain message in the briefing channel (source notices): no thread, no buttons."""
+
+    @property
+    def destination(self) -> str:
+        """The same key as the destination's `Publisher`: `console`, `slack:C123`, …"""
+        ...
+
+    async def post_notice(self, notice: Reply) -> str:
+        """Post one message; returns its ref. Raises when the platform failed."""
+        ...

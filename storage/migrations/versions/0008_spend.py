@@ -2,7 +2,7 @@
 outcome (`summary_outcomes`) for `ainews stats`
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-01
 
 Existing summaries get no fallback reason: the cause of an old extractive summary is unknown,
@@ -16,7 +16,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
