@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.sources_file import load_sources_toml
@@ -28,6 +30,9 @@ from storage.search.index import all_article_ids, clear_index, index_articles
 from storage.sources import add_missing_sources, list_sources
 from storage.taxonomy import Taxonomy
 
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +45,7 @@ class App:
     parser: ParsePool | None = None
     llm: LLM | None = None
     clock: Callable[[], datetime] = utcnow  # tests pass their own: nothing reads the date itself
+    _metrics: Metrics | None = None
 
     @property
     def poll_config(self) -> PollConfig:
@@ -63,6 +69,16 @@ class App:
             size=self.settings.briefing_size,
             max_output_tokens=self.settings.max_output_tokens,
         )
+
+    @property
+    def metrics(self) -> Metrics:
+        """This app's own metrics registry, made on first use: a one-shot command that counts
+        nothing does not import prometheus-client."""
+        if self._metrics is None:
+            from bot.metrics import Metrics
+
+            self._metrics = Metrics()
+        return self._metrics
 
     def require_fetching(self) -> tuple[Fetcher, ParsePool]:
         if self.fetcher is None or self.parser is None:
@@ -116,13 +132,13 @@ async def open_app(
             )
             app.parser = await stack.enter_async_context(ParsePool(settings.parse_workers))
         if llm and settings.openai_api_key is not None:
-            app.llm = await stack.enter_async_context(_openai(settings, db, clock))
+            app.llm = await stack.enter_async_context(_openai(settings, db, clock, app.metrics))
         yield app
 
 
 @asynccontextmanager
 async def _openai(
-    settings: Settings, db: Database, clock: Callable[[], datetime]
+    settings: Settings, db: Database, clock: Callable[[], datetime], metrics: Metrics
 ) -> AsyncIterator[LLM]:
     from openai import AsyncOpenAI
 
@@ -143,7 +159,13 @@ async def _openai(
         db=db, daily_limit=settings.daily_token_budget, tz=settings.tz, clock=clock
     )
     try:
-        yield OpenAIChat(client=client, model=settings.model, tokens=counter, budget=budget)
+        yield OpenAIChat(
+            client=client,
+            model=settings.model,
+            tokens=counter,
+            budget=budget,
+            on_usage=metrics.record_llm_usage,
+        )
     finally:
         await client.close()
 
@@ -152,7 +174,8 @@ async def poll_once(
     app: App, *, force: bool = False, progress: Progress | None = None
 ) -> PollReport:
     fetcher, parser = app.require_fetching()
-    return await poll_sources(
+    started = time.monotonic()
+    report = await poll_sources(
         db=app.db,
         fetcher=fetcher,
         parser=parser,
@@ -160,13 +183,17 @@ async def poll_once(
         force=force,
         on_source_done=progress,
     )
+    app.metrics.record_poll(report, time.monotonic() - started)
+    return report
 
 
 async def summarize_pending(app: App, *, progress: Progress | None = None) -> SummarizeReport:
     summarizer = Summarizer(
         db=app.db, taxonomy=app.taxonomy, config=app.summarize_config, llm=app.llm
     )
-    return await summarizer.run(progress)
+    report = await summarizer.run(progress)
+    app.metrics.record_summaries(report)
+    return report
 
 
 async def briefing_for(app: App, day: date) -> Briefing:

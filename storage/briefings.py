@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -52,11 +53,13 @@ def claim_briefing(
     destination: str,
     payload: dict[str, Any],
     lease_seconds: float,
+    on_takeover: Callable[[], None] | None = None,
 ) -> Briefing | None:
     """Claim (day, destination) for posting, or None when that is not ours to do: already
     posted, or being posted by a live process (its heartbeat is newer than the lease). A claim
     whose poster stopped (crash) is taken over, so the thread resumes; the stored payload is
-    what gets posted."""
+    what gets posted. `on_takeover` is called when this call took such a claim over (the
+    metrics count them: many takeovers mean posters dying, or a lease shorter than a post)."""
     now = utcnow()
     table = Briefing.__table__  # type: ignore[attr-defined]
     inserted = session.execute(
@@ -78,7 +81,11 @@ def claim_briefing(
         .where(col(Briefing.id) == briefing.id, col(Briefing.claimed_at) == briefing.claimed_at)
         .values(claimed_at=now)
     ).rowcount  # type: ignore[attr-defined]
-    return briefing if taken else None
+    if not taken:
+        return None
+    if on_takeover is not None:
+        on_takeover()
+    return briefing
 
 
 def heartbeat(*, session: Session, briefing_id: int) -> None:

@@ -88,3 +88,22 @@ def upgrade_to_head(engine: Engine) -> None:
                     text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
                 )
                 connection.commit()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why this process cannot serve from the database, in one line — unreachable, or its schema
+    not at this code's head (a migration pending, or a newer version's schema) — or None when
+    it can. For the readiness check; the password is never part of the reason."""
+    try:
+        with engine.connect() as connection:
+            revision = _revision_on(connection)
+    except DBAPIError as exc:
+        lines = [ln.strip() for ln in str(exc.orig or exc).splitlines() if ln.strip()]
+        reason = lines[0] if lines else type(exc.orig or exc).__name__
+        password = engine.url.password
+        if password:
+            reason = reason.replace(str(password), "***")
+        return f"database unreachable: {reason}"
+    if revision != HEAD_REVISION:
+        return f"schema at revision {revision or 'none'}, this version needs {HEAD_REVISION}"
+    return None

@@ -450,7 +450,10 @@ def build_discord(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
     assert settings.discord_channel_id is not None
     client = DiscordBot(app, core=core, spawn=spawn)
     thread = ThreadPublisher(
-        DiscordThread(client, settings.discord_channel_id), db=app.db, lease=settings.briefing_lease
+        DiscordThread(client, settings.discord_channel_id),
+        db=app.db,
+        lease=settings.briefing_lease,
+        metrics=app.metrics,
     )
     core.add_thread(PLATFORM, thread)
     return Platform(
