@@ -313,3 +313,40 @@ async def test_ainews_run_serves_health_and_logs_json_lines_with_its_pid(
     assert (poll["level"], poll["logger"], poll["new"]) == ("INFO", "jobs.poll", 3)
     assert all({"time", "level", "logger", "message", "pid"} <= set(line) for line in lines)
     assert any(line["message"] == "shutting down" for line in lines)
+
+
+async def test_a_slack_thread_counts_its_parent_and_items_and_a_resume_its_takeover(
+    tmp_path: Path, demo_database: Path
+) -> None:
+    """Slack refuses the first run's parent, so it posts nothing; the next run (lease 0: the
+    claim is stale at once) takes its claim over and posts the thread, each message counted."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import briefing_for
+    from tests.conftest import DEMO_DAY
+    from tests.fakes.slack_server import SlackServer
+    from tests.test_slack import CHANNEL, slack_running, slack_settings
+
+    async with SlackServer() as slack:
+        settings = slack_settings(tmp_path, demo_database, slack)
+        async with slack_running(settings) as first:
+            briefing = await briefing_for(first.app, DEMO_DAY)
+            slack.fail("chat.postMessage", error="fatal_error", times=None)
+            with pytest.raises(SlackApiError, match="fatal_error"):
+                await first.platform.thread.publish(briefing)
+            crashed = samples(first.app.metrics.exposition().decode())
+        slack.clear_faults()
+        async with slack_running(settings) as second:
+            assert await second.platform.thread.publish(briefing)
+            resumed = samples(second.app.metrics.exposition().decode())
+        assert len(slack.messages_in(CHANNEL)) == 1 + len(briefing.items)
+
+    def posts(found: dict[Any, float], kind: str) -> float:
+        return found.get(("ainews_posts_total", (("kind", kind), ("platform", "slack"))), 0)
+
+    def takeovers(found: dict[Any, float]) -> float:
+        return found.get(("ainews_claim_takeovers_total", (("claim", "briefing"),)), 0)
+
+    assert (posts(crashed, "parent"), posts(crashed, "item"), takeovers(crashed)) == (0, 0, 0)
+    assert (posts(resumed, "parent"), posts(resumed, "item")) == (1, len(briefing.items))
+    assert takeovers(resumed) == 1
