@@ -106,8 +106,8 @@ class Metrics:
         )
         self.claim_takeovers = Counter(
             "ainews_claim_takeovers",
-            "Claims whose holder stopped (lease expired) taken over by this process, by what "
-            "was claimed.",
+            "Claims whose holder stopped (lease expired, not released) taken over by this "
+            "process, by what was claimed.",
             ["claim"],
             registry=registry,
         )

@@ -315,11 +315,12 @@ async def test_ainews_run_serves_health_and_logs_json_lines_with_its_pid(
     assert any(line["message"] == "shutting down" for line in lines)
 
 
-async def test_a_slack_thread_counts_its_parent_and_items_and_a_resume_its_takeover(
+async def test_a_slack_thread_counts_its_posts_and_a_dead_posters_claim_taken_over(
     tmp_path: Path, demo_database: Path
 ) -> None:
-    """Slack refuses the first run's parent, so it posts nothing; the next run (lease 0: the
-    claim is stale at once) takes its claim over and posts the thread, each message counted."""
+    """A poster died holding the claim (lease 0: stale at once); the next run takes it over
+    (counted) and Slack refuses its parent, so it posts nothing and releases the claim; the run
+    after that takes the released claim (not a takeover) and posts the thread."""
     from slack_sdk.errors import SlackApiError
 
     from bot.app import briefing_for
@@ -331,10 +332,17 @@ async def test_a_slack_thread_counts_its_parent_and_items_and_a_resume_its_takeo
         settings = slack_settings(tmp_path, demo_database, slack)
         async with slack_running(settings) as first:
             briefing = await briefing_for(first.app, DEMO_DAY)
+            await first.app.db.run(
+                claim_briefing,
+                day=briefing.day,
+                destination=first.platform.thread.destination,
+                payload=to_payload(briefing),
+                lease_seconds=0,
+            )
             slack.fail("chat.postMessage", error="fatal_error", times=None)
             with pytest.raises(SlackApiError, match="fatal_error"):
                 await first.platform.thread.publish(briefing)
-            crashed = samples(first.app.metrics.exposition().decode())
+            failed = samples(first.app.metrics.exposition().decode())
         slack.clear_faults()
         async with slack_running(settings) as second:
             assert await second.platform.thread.publish(briefing)
@@ -347,6 +355,6 @@ async def test_a_slack_thread_counts_its_parent_and_items_and_a_resume_its_takeo
     def takeovers(found: dict[Any, float]) -> float:
         return found.get(("ainews_claim_takeovers_total", (("claim", "briefing"),)), 0)
 
-    assert (posts(crashed, "parent"), posts(crashed, "item"), takeovers(crashed)) == (0, 0, 0)
+    assert (posts(failed, "parent"), posts(failed, "item"), takeovers(failed)) == (0, 0, 1)
     assert (posts(resumed, "parent"), posts(resumed, "item")) == (1, len(briefing.items))
-    assert takeovers(resumed) == 1
+    assert takeovers(resumed) == 0
