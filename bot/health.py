@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.publishing.platform import StartupError
 from storage.db import Database
 from storage.migrate import schema_problem
 
@@ -100,7 +101,13 @@ async def serve_health(
         yield None
         return
     server = HealthServer(db=db, metrics=metrics, stopping=stopping)
-    await server.start(host, port)
+    try:
+        await server.start(host, port)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        await server.close()
+        raise StartupError(
+            f"AINEWS_HEALTH_PORT: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
     try:
         yield server
     finally:

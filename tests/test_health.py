@@ -358,3 +358,20 @@ async def test_a_slack_thread_counts_its_posts_and_a_dead_posters_claim_taken_ov
     assert (posts(failed, "parent"), posts(failed, "item"), takeovers(failed)) == (0, 0, 1)
     assert (posts(resumed, "parent"), posts(resumed, "item")) == (1, len(briefing.items))
     assert takeovers(resumed) == 0
+
+
+async def test_a_health_port_in_use_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    from tests.test_cli import ainews
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await ainews(
+            tmp_path, "run", AINEWS_HTTP_HOST="127.0.0.1", AINEWS_HEALTH_PORT=str(port)
+        )
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert f"error: AINEWS_HEALTH_PORT: cannot listen on 127.0.0.1:{port}: " in result.err
