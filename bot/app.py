@@ -8,10 +8,12 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.sources_file import load_sources_toml
@@ -30,6 +32,9 @@ from storage.migrate import upgrade_to_head
 from storage.search.index import all_article_ids, clear_index, index_articles
 from storage.sources import add_missing_sources, list_sources
 from storage.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,7 @@ class App:
     clock: Callable[[], datetime] = utcnow  # tests pass their own: nothing reads the date itself
     # This process among those sharing the database: the owner of its claims and leases.
     instance: str = field(default_factory=lambda: instance_name())
+    _metrics: Metrics | None = None
 
     @property
     def poll_config(self) -> PollConfig:
@@ -78,6 +84,16 @@ class App:
             size=self.settings.briefing_size,
             max_output_tokens=self.settings.max_output_tokens,
         )
+
+    @property
+    def metrics(self) -> Metrics:
+        """This app's own metrics registry, made on first use: a one-shot command that counts
+        nothing does not import prometheus-client."""
+        if self._metrics is None:
+            from bot.metrics import Metrics
+
+            self._metrics = Metrics()
+        return self._metrics
 
     def require_fetching(self) -> tuple[Fetcher, ParsePool]:
         if self.fetcher is None or self.parser is None:
@@ -131,13 +147,13 @@ async def open_app(
             )
             app.parser = await stack.enter_async_context(ParsePool(settings.parse_workers))
         if llm and settings.openai_api_key is not None:
-            app.llm = await stack.enter_async_context(_openai(settings, db, clock))
+            app.llm = await stack.enter_async_context(_openai(settings, db, clock, app.metrics))
         yield app
 
 
 @asynccontextmanager
 async def _openai(
-    settings: Settings, db: Database, clock: Callable[[], datetime]
+    settings: Settings, db: Database, clock: Callable[[], datetime], metrics: Metrics
 ) -> AsyncIterator[LLM]:
     from openai import AsyncOpenAI
 
@@ -158,7 +174,13 @@ async def _openai(
         db=db, daily_limit=settings.daily_token_budget, tz=settings.tz, clock=clock
     )
     try:
-        yield OpenAIChat(client=client, model=settings.model, tokens=counter, budget=budget)
+        yield OpenAIChat(
+            client=client,
+            model=settings.model,
+            tokens=counter,
+            budget=budget,
+            on_usage=metrics.record_llm_usage,
+        )
     finally:
         await client.close()
 
@@ -167,7 +189,8 @@ async def poll_once(
     app: App, *, force: bool = False, progress: Progress | None = None
 ) -> PollReport:
     fetcher, parser = app.require_fetching()
-    return await poll_sources(
+    started = time.monotonic()
+    report = await poll_sources(
         db=app.db,
         fetcher=fetcher,
         parser=parser,
@@ -177,6 +200,8 @@ async def poll_once(
         owner=app.instance,
         clock=app.clock,
     )
+    app.metrics.record_poll(report, time.monotonic() - started)
+    return report
 
 
 async def summarize_pending(app: App, *, progress: Progress | None = None) -> SummarizeReport:
@@ -188,7 +213,9 @@ async def summarize_pending(app: App, *, progress: Progress | None = None) -> Su
         clock=app.clock,
         owner=app.instance,
     )
-    return await summarizer.run(progress)
+    report = await summarizer.run(progress)
+    app.metrics.record_summaries(report)
+    return report
 
 
 async def briefing_for(app: App, day: date) -> Briefing:

@@ -170,10 +170,19 @@ def run_command() -> None:
 
     async def main() -> None:
         from bot.app import open_app
+        from bot.health import serve_health
         from bot.scheduler import run_bot
 
         async with open_app(settings, fetching=True, llm=True) as app:
-            await run_bot(app)
+            stop = asyncio.Event()  # set by SIGINT/SIGTERM: /readyz answers 503 from then on
+            async with serve_health(
+                db=app.db,
+                metrics=app.metrics,
+                host=settings.http_host,
+                port=settings.health_port,
+                stopping=stop,
+            ):
+                await run_bot(app, stop=stop)
 
     run(main(), settings)
 

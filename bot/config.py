@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         default="INFO", alias="AINEWS_LOG_LEVEL"
     )
     log_format: Literal["text", "json"] = Field(default="text", alias="AINEWS_LOG_FORMAT")
+    # `ainews run`'s /healthz, /readyz and /metrics (bot/health.py) on AINEWS_HTTP_HOST; unset:
+    # not served; 0: any free port (logged).
+    health_port: int | None = Field(default=None, ge=0, le=65535, alias="AINEWS_HEALTH_PORT")
 
     # Spend: prices for `ainews stats` (JSON, merged over jobs.spend.DEFAULT_PRICES), and the
     # budget fallbacks of earlier days re-summarised per summarize run.
@@ -254,6 +257,22 @@ class Settings(BaseSettings):
         ):
             if url is not None and not url.startswith(schemes):
                 raise ValueError(f"{name}: expected a URL starting with {' or '.join(schemes)}")
+        return self
+
+    @field_validator("health_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _health_port_is_free(self) -> Settings:
+        """Slack's HTTP listener and the health endpoints are two servers: one port each."""
+        slack_http = self.slack_enabled and self.slack_app_token is None
+        if slack_http and self.health_port and self.health_port == self.http_port:
+            raise ValueError(
+                f"AINEWS_HEALTH_PORT: {self.health_port} is AINEWS_HTTP_PORT, where Slack's "
+                "HTTP mode listens; choose another port"
+            )
         return self
 
     @property

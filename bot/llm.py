@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 from openai import AsyncOpenAI
@@ -115,16 +115,29 @@ class TokenBudget:
                 self._changed.notify_all()
 
 
+class UsageHook(Protocol):
+    """Told each call's actual usage: the process's metrics."""
+
+    def __call__(self, *, model: str, prompt: int, completion: int) -> None: ...
+
+
 class OpenAIChat:
     """`jobs.llm.LLM` over the Chat Completions API with a JSON-schema response format."""
 
     def __init__(
-        self, *, client: AsyncOpenAI, model: str, tokens: TokenCounter, budget: TokenBudget
+        self,
+        *,
+        client: AsyncOpenAI,
+        model: str,
+        tokens: TokenCounter,
+        budget: TokenBudget,
+        on_usage: UsageHook | None = None,
     ) -> None:
         self.client = client
         self.model = model
         self.tokens = tokens
         self.budget = budget
+        self.on_usage = on_usage
 
     async def budget_remaining(self) -> float:
         return await self.budget.remaining_share()
@@ -174,6 +187,8 @@ class OpenAIChat:
                 prompt=prompt_used,
                 completion=completion_used,
             )
+            if self.on_usage is not None and (prompt_used or completion_used):
+                self.on_usage(model=self.model, prompt=prompt_used, completion=completion_used)
         choice = response.choices[0] if response.choices else None
         content = choice.message.content if choice else None
         if not content:

@@ -1,6 +1,7 @@
 """Structured logging: `log.info("poll finished", extra={"new": 3})` prints the extra fields as
-key=value pairs (or one JSON object per line with AINEWS_LOG_FORMAT=json). Logs go to stderr so
-that stdout stays clean for `--json` output and the briefing."""
+key=value pairs (or, with AINEWS_LOG_FORMAT=json, one JSON object per line: time, level, logger,
+message, pid and the extra fields). Logs go to stderr so that stdout stays clean for `--json`
+output and the briefing."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            # Several `ainews run` processes may log to one stream (a container's, a journal):
+            # the pid tells their lines apart.
+            "pid": record.process,
             **_fields(record),
         }
         if record.exc_info:

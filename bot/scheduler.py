@@ -120,6 +120,7 @@ def console_for(app: App, platforms: list[Platform]) -> ConsolePublisher:
         directory=app.settings.briefings_dir,
         lease=app.settings.briefing_lease,
         echo=not platforms,
+        metrics=app.metrics,
     )
 
 
@@ -184,7 +185,8 @@ async def run_bot(
 
     async def direct_messages() -> None:
         for platform in platforms:
-            await platform.fanout.send()
+            sent = await platform.fanout.send()
+            app.metrics.record_post(platform.name, "dm", count=sent)
 
     scheduler = AsyncIOScheduler(timezone=settings.tz)
     scheduler.add_job(

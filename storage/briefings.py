@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,6 +13,9 @@ from sqlmodel import Session, col, select
 from storage.clock import ensure_utc, utcnow
 from storage.db import insert_or_ignore
 from storage.models import Article, Briefing, BriefingPost, DailyBriefing, Source, Summary
+
+# The claim time of a claim released by its poster (`record_failure`): free for anyone at once.
+RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +56,14 @@ def claim_briefing(
     destination: str,
     payload: dict[str, Any],
     lease_seconds: float,
+    on_takeover: Callable[[], None] | None = None,
 ) -> Briefing | None:
     """Claim (day, destination) for posting, or None when that is not ours to do: already
     posted, or being posted by a live process (its heartbeat is newer than the lease). A claim
     whose poster stopped (crash) is taken over, so the thread resumes; the stored payload is
-    what gets posted."""
+    what gets posted. `on_takeover` is called when this call took over a claim whose lease ran
+    out — not one its poster released after a failure — for the metrics: many takeovers mean
+    posters dying, or a lease shorter than the pause between two posts."""
     now = utcnow()
     table = Briefing.__table__  # type: ignore[attr-defined]
     inserted = session.execute(
@@ -71,14 +78,19 @@ def claim_briefing(
         return briefing
     if briefing.status == "posted":
         return None
-    if ensure_utc(briefing.claimed_at) > now - timedelta(seconds=lease_seconds):
+    held_since = ensure_utc(briefing.claimed_at)
+    if held_since > now - timedelta(seconds=lease_seconds):
         return None
     taken = session.execute(  # compare-and-set: one taker wins
         update(Briefing)
         .where(col(Briefing.id) == briefing.id, col(Briefing.claimed_at) == briefing.claimed_at)
         .values(claimed_at=now)
     ).rowcount  # type: ignore[attr-defined]
-    return briefing if taken else None
+    if not taken:
+        return None
+    if on_takeover is not None and held_since != RELEASED:
+        on_takeover()
+    return briefing
 
 
 def heartbeat(*, session: Session, briefing_id: int) -> None:
@@ -134,7 +146,7 @@ def record_failure(*, session: Session, briefing_id: int, error: str) -> int:
         return 0
     briefing.attempts += 1
     briefing.last_error = error[:2000]
-    briefing.claimed_at = datetime(1970, 1, 1, tzinfo=UTC)
+    briefing.claimed_at = RELEASED
     session.add(briefing)
     return briefing.attempts
 

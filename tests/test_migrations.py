@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
@@ -95,3 +100,99 @@ def test_a_database_behind_head_is_upgraded_and_one_at_head_is_left_alone(tmp_pa
         assert current_revision(db.engine) == HEAD_REVISION
     finally:
         db.dispose()
+
+
+# Every character that percent-encoding in a URL, ConfigParser interpolation or URL parsing
+# could trip over.
+AWKWARD_PASSWORD = "p%41ss@wo!rd#x:y/z%"
+
+
+@pytest.fixture
+def awkward_role(postgres_url: str) -> Iterator[str]:
+    """A login role of this test's own whose password has `%`, `@`, `!`, `#`, `:` and `/`,
+    allowed to create tables in the test database; returns the database URL logging in as it
+    (percent-encoded, as SQLAlchemy renders it). Dropped afterwards with what it owns."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from storage.db import normalise_database_url
+
+    role = f"ainews_role_{secrets.token_hex(4)}"
+    admin = create_engine(normalise_database_url(postgres_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        # The password is a literal here: CREATE ROLE takes no bind parameters.
+        quoted = AWKWARD_PASSWORD.replace("'", "''")
+        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{quoted}'"))
+        connection.execute(text(f"GRANT ALL ON SCHEMA public TO {role}"))
+    url = make_url(postgres_url).set(username=role, password=AWKWARD_PASSWORD)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP OWNED BY {role} CASCADE"))
+            connection.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+async def test_a_password_with_special_characters_starts_up_and_migrates(
+    tmp_path: Path, awkward_role: str, postgres_url: str
+) -> None:
+    """ConfigParser interpolation used to see the percent-encoded password and stop start-up
+    with a ValueError; the real command now migrates as that role."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from storage.db import normalise_database_url
+    from storage.migrate import HEAD_REVISION, current_revision
+    from tests.test_cli import ainews
+
+    assert "%25" in awkward_role and "%40" in awkward_role  # the URL really is encoded
+    result = await ainews(tmp_path, "sources", "list", "--json", DATABASE_URL=awkward_role)
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == []
+    engine = create_engine(normalise_database_url(postgres_url))
+    try:
+        assert current_revision(engine) == HEAD_REVISION
+        with engine.connect() as connection:
+            owner = connection.execute(
+                text("SELECT tableowner FROM pg_tables WHERE tablename = 'articles'")
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert owner == make_url(awkward_role).username  # migrated by that role, not another
+
+
+def test_processes_starting_together_migrate_a_new_database_once(postgres_url: str) -> None:
+    """Three start-ups at the same moment, each with its own engine (as separate processes
+    have): all succeed, one after another under the advisory lock, and leave one schema at
+    head — without the lock, the second CREATE TABLE of the same name fails."""
+    from sqlalchemy import text
+
+    from storage.migrate import HEAD_REVISION
+
+    starters = 3
+    barrier = threading.Barrier(starters)
+    errors: list[BaseException] = []
+    databases = [Database(postgres_url) for _ in range(starters)]
+
+    def start(db: Database) -> None:
+        try:
+            barrier.wait(timeout=30)
+            upgrade_to_head(db.engine)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(db,)) for db in databases]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        _check_schema(databases[0])
+        with databases[0].engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert [v for (v,) in versions] == [HEAD_REVISION]
+    finally:
+        for db in databases:
+            db.dispose()

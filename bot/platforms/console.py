@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.render.markdown import render_briefing
 from bot.render.reply_markdown import render_reply
@@ -15,6 +15,9 @@ from handlers.reply import Reply
 from jobs.briefing_model import Briefing, to_payload
 from storage.briefings import claim_briefing, mark_posted
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,9 @@ class ConsolePublisher:
         out: TextIO | None = None,
         lease: float = 120.0,
         echo: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.db = db
         self.lease = lease
         self.directory = directory
@@ -48,6 +53,7 @@ class ConsolePublisher:
             destination=DESTINATION,
             payload=to_payload(briefing),
             lease_seconds=self.lease,
+            on_takeover=self.metrics.takeover_recorder("briefing") if self.metrics else None,
         )
         if claim is None:
             log.info("briefing already published", extra={"day": str(briefing.day)})
@@ -58,6 +64,8 @@ class ConsolePublisher:
             self.out.write(markdown)
             self.out.flush()
         await self.db.run(mark_posted, briefing_id=claim.id, parent_ref=str(path))
+        if self.metrics is not None:
+            self.metrics.record_post(DESTINATION, "file")
         log.info("briefing published", extra={"day": str(briefing.day), "path": str(path)})
         return True
 

@@ -525,7 +525,7 @@ def build_discord(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
     assert settings.discord_channel_id is not None
     client = DiscordBot(app, core=core, spawn=spawn)
     channel = DiscordThread(client, settings.discord_channel_id)
-    thread = ThreadPublisher(channel, db=app.db, lease=settings.briefing_lease)
+    thread = ThreadPublisher(channel, db=app.db, lease=settings.briefing_lease, metrics=app.metrics)
     core.add_thread(PLATFORM, thread)
     return Platform(
         name=PLATFORM,

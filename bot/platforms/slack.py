@@ -410,6 +410,7 @@ def build_slack(app: App, *, core: ChatCore, spawn: Spawn) -> Platform:
         db=app.db,
         lease=settings.briefing_lease,
         pace=settings.slack_post_interval,  # Slack allows about one message per second
+        metrics=app.metrics,
     )
     core.add_thread(PLATFORM, thread)
     return Platform(

@@ -7,6 +7,7 @@ An adapter turns its platform's event into a `Caller` and the command text, call
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -78,7 +79,15 @@ class ChatCore:
         self.threads[platform] = thread
 
     async def command(self, caller: Caller, text: str) -> Answer:
-        text = " ".join(text.split())
+        started = time.monotonic()
+        try:
+            return await self._command(caller, " ".join(text.split()))
+        finally:
+            self.app.metrics.record_command(
+                platform=caller.platform, text=text, seconds=time.monotonic() - started
+            )
+
+    async def _command(self, caller: Caller, text: str) -> Answer:
         try:
             ctx = handler_context(
                 self.app,

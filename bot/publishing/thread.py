@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from bot.publishing.ports import ThreadPort
 from jobs.briefing_model import Briefing, from_payload, to_payload
@@ -22,6 +23,9 @@ from storage.briefings import (
 )
 from storage.db import Database
 
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -31,11 +35,20 @@ class ThreadPublisher:
     Publishing is serialised per destination in this process (the database claim does it across
     processes), so `post-digest` during the scheduled run waits instead of racing it."""
 
-    def __init__(self, port: ThreadPort, *, db: Database, lease: float, pace: float = 0.0) -> None:
+    def __init__(
+        self,
+        port: ThreadPort,
+        *,
+        db: Database,
+        lease: float,
+        pace: float = 0.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.port = port
         self.db = db
         self.lease = lease
         self.pace = pace
+        self.metrics = metrics
         self._lock = asyncio.Lock()
 
     @property
@@ -63,6 +76,7 @@ class ThreadPublisher:
             destination=self.destination,
             payload=to_payload(briefing),
             lease_seconds=self.lease,
+            on_takeover=self.metrics.takeover_recorder("briefing") if self.metrics else None,
         )
         if claim is None or claim.id is None:
             log.info(
@@ -101,6 +115,7 @@ class ThreadPublisher:
         resumed = parent is not None
         if parent is None:
             parent = await self.port.post_parent(briefing)
+            self._count("parent")
             await db.run(set_parent_ref, briefing_id=claim_id, parent_ref=parent)
         done = await db.run(posted_items, briefing_id=claim_id)
         for section in briefing.sections:
@@ -110,12 +125,17 @@ class ThreadPublisher:
                 if self.pace:
                     await asyncio.sleep(self.pace)
                 ref = await self.port.post_item(parent, item, section.heading)
+                self._count("item")
                 await db.run(
                     record_post, briefing_id=claim_id, item_no=item.number, message_ref=ref
                 )
         if resumed:
             await self.port.edit_parent(parent, briefing)
         await db.run(mark_posted, briefing_id=claim_id, parent_ref=parent)
+
+    def _count(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.record_post(self.destination, kind)
 
 
 def _describe(exc: BaseException) -> str:
