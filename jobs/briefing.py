@@ -208,12 +208,18 @@ async def _trend(
     except (LLMError, TypeError, ValueError) as exc:
         log.warning("trend analysis failed; using counts", extra={"error": str(exc)})
         return _counted_trend(items, taxonomy)
-    texts = [h.name + h.text for h in (*trend.themes, *trend.organisations)] + [trend.outlook]
-    problems = grounding_problems(texts, material)
+    problems = grounding_problems(_trend_texts(trend), material)
     if problems or not trend.themes or not trend.outlook:
         log.warning("trend analysis rejected; using counts", extra={"problems": problems})
         return _counted_trend(items, taxonomy)
     return trend
+
+
+def _trend_texts(trend: Trend) -> list[str]:
+    """Every field on its own: a name glued to its text ("Google" + "Googleが…") would read as
+    one word that no article contains, and every natural answer would be rejected."""
+    highlights = (*trend.themes, *trend.organisations)
+    return [text for h in highlights for text in (h.name, h.text)] + [trend.outlook]
 
 
 def _highlights(value: object) -> tuple[Highlight, ...]:
