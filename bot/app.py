@@ -21,6 +21,7 @@ from jobs.parse_pool import ParsePool
 from jobs.poll import PollConfig, PollReport, Progress, poll_sources
 from jobs.public_only import PublicOnly
 from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
+from jobs.weekly import WeeklyConfig
 from storage.clock import utcnow
 from storage.db import Database
 from storage.migrate import upgrade_to_head
@@ -62,6 +63,15 @@ class App:
             briefing_time=self.settings.briefing_time,
             size=self.settings.briefing_size,
             max_output_tokens=self.settings.max_output_tokens,
+        )
+
+    @property
+    def weekly_config(self) -> WeeklyConfig:
+        return WeeklyConfig(
+            tz=self.settings.tz,
+            size=self.settings.weekly_size,
+            # The overview is four sections in one answer: twice a summary's output.
+            max_output_tokens=2 * self.settings.max_output_tokens,
         )
 
     def require_fetching(self) -> tuple[Fetcher, ParsePool]:

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Asia/Tokyo", alias="AINEWS_TIMEZONE")
     briefing_time: time = Field(default=time(8, 30), alias="AINEWS_BRIEFING_TIME")
     briefing_size: int = Field(default=20, ge=1, le=100, alias="AINEWS_BRIEFING_SIZE")
+    weekly_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        default="mon", alias="AINEWS_WEEKLY_DAY"
+    )
+    weekly_time: time = Field(default=time(9, 0), alias="AINEWS_WEEKLY_TIME")
+    weekly_size: int = Field(default=25, ge=1, le=99, alias="AINEWS_WEEKLY_SIZE")
 
     poll_interval: int = Field(default=30, ge=1, le=24 * 60, alias="AINEWS_POLL_INTERVAL")
     poll_concurrency: int = Field(default=32, ge=1, le=1000, alias="AINEWS_POLL_CONCURRENCY")
@@ -104,7 +109,7 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(default="text", alias="AINEWS_LOG_FORMAT")
 
-    @field_validator("briefing_time", mode="before")
+    @field_validator("briefing_time", "weekly_time", mode="before")
     @classmethod
     def _parse_hhmm(cls, value: object) -> object:
         if isinstance(value, str):
@@ -112,6 +117,14 @@ class Settings(BaseSettings):
             if not match:
                 raise ValueError(f"expected HH:MM (24-hour), got {value!r}")
             return time(int(match.group(1)), int(match.group(2)))
+        return value
+
+    @field_validator("weekly_day", mode="before")
+    @classmethod
+    def _weekday(cls, value: object) -> object:
+        """`mon` … `sun`; a full English name or any case works too (`Monday`, `MON`)."""
+        if isinstance(value, str):
+            return value.strip().lower()[:3]
         return value
 
     @field_validator("timezone")
@@ -223,6 +236,11 @@ class Settings(BaseSettings):
     @property
     def briefings_dir(self) -> Path:
         return self.var_dir / "briefings"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where every weekly report is saved, `2026-W48.md`."""
+        return self.var_dir / "reports"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -16,8 +16,10 @@ from handlers.reply import Code, Line, Reply, RepostBriefing, line
 from handlers.search import handle_search, usage_lines
 from handlers.sources import add_source_from_chat, list_sources_reply, remove_source_from_chat
 from handlers.subscriptions import list_subscriptions, subscribe_to, unsubscribe_from
+from handlers.weekly import weekly_reply
 from jobs.briefing import BriefingConfig
 from jobs.daily import latest_complete_day, stored_briefing
+from jobs.weekly import WeeklyConfig
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     (
@@ -26,6 +28,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ),
     ("/ainews ask <質問>", "保存記事だけを根拠に回答（出典つき）"),
     ("/ainews digest [YYYY-MM-DD]", "その日のブリーフィングを自分だけに表示"),
+    ("/ainews weekly [YYYY-Www]", "週次レポート（省略時は先週）を自分だけに表示"),
     ("/ainews subscribe <カテゴリー…>", "カテゴリーの新着をDMで受け取る"),
     ("/ainews unsubscribe <カテゴリー…|all>", "購読をやめる"),
     ("/ainews subscriptions", "購読中のカテゴリー"),
@@ -66,7 +69,11 @@ def usage(ctx: HandlerContext, message: str) -> Reply:
 
 
 async def handle_command(
-    ctx: HandlerContext, text: str, *, briefing_config: BriefingConfig
+    ctx: HandlerContext,
+    text: str,
+    *,
+    briefing_config: BriefingConfig,
+    weekly_config: WeeklyConfig | None = None,
 ) -> Reply:
     words = text.strip().split(maxsplit=1)
     if not words:
@@ -79,6 +86,12 @@ async def handle_command(
         "unsubscribe": lambda: unsubscribe_from(ctx, rest.split()),
         "digest": lambda: _digest(ctx, rest.strip(), briefing_config),
         "sources": lambda: _sources(ctx, rest.split()),
+        "weekly": lambda: weekly_reply(
+            ctx,
+            rest.strip(),
+            weekly_config
+            or WeeklyConfig(tz=ctx.tz, size=25, max_output_tokens=2 * ctx.max_output_tokens),
+        ),
     }
     if name in ("help", "-h", "--help", "?", "ヘルプ"):
         return help_reply(ctx)

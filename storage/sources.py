@@ -142,3 +142,16 @@ def record_poll_states(*, session: Session, states: Sequence[PollState]) -> None
                     .where(col(Source.id) == state.source_id)
                     .values(url=state.moved_to)
                 )
+
+
+def unhealthy_sources(*, session: Session, min_failures: int = 3) -> list[Source]:
+    """Enabled sources whose last `min_failures` polls or more all failed, worst first: the
+    weekly report's line about feeds that need an operator. (Kept to this one function so that
+    a notion of disabled sources can replace the rule in one place.)"""
+    return list(
+        session.exec(
+            select(Source)
+            .where(col(Source.enabled).is_(True), col(Source.error_count) >= min_failures)
+            .order_by(col(Source.error_count).desc(), col(Source.id))
+        ).all()
+    )
