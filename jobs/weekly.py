@@ -18,12 +18,14 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
+from typing import NamedTuple
 
 from jobs.briefing import Story, group_by_story, related_links, select_stories
 from jobs.briefing_model import Link
 from jobs.grounding import GENERIC_TERMS, grounding_problems
 from jobs.llm import LLM, LLMError
 from jobs.prompts import weekly_prompt, weekly_schema
+from jobs.text import nfkc
 from jobs.weekly_model import (
     CategoryTrend,
     IsoWeek,
@@ -207,7 +209,12 @@ def _link(story: Story) -> Link:
     return Link(story.lead.source.name, story.lead.article.url)
 
 
-_Overview = tuple[str, tuple[Topic, ...], dict[str, str], str, bool]
+class _Overview(NamedTuple):
+    summary: str
+    topics: tuple[Topic, ...]
+    texts: dict[str, str]  # category slug → its カテゴリー別動向 text
+    outlook: str
+    automatic: bool
 
 
 async def _model_overview(
@@ -262,7 +269,7 @@ async def _model_overview(
     if problems or not summary or not outlook or not topics:
         log.warning("weekly overview rejected; using counts", extra={"problems": problems})
         return None
-    return summary, topics, texts, outlook, False
+    return _Overview(summary, topics, texts, outlook, automatic=False)
 
 
 def overview_problems(
@@ -271,6 +278,7 @@ def overview_problems(
     """Why the model's overview cannot be published: a `#NN` (in a topic's refs or in the
     prose) that is no item of the report, or a number or name the items do not contain. Each
     text is grounded on its own (see `jobs.briefing`), with its `#NN` references taken out."""
+    texts = [nfkc(t) for t in texts]  # ＃０３ is #03
     numbers = {item.number for item in items}
     written = [int(m) for text in texts for m in _REF.findall(text)]
     missing = sorted({r for r in (*refs, *written) if r not in numbers})
@@ -311,7 +319,7 @@ def _counted_overview(
         outlook = f"重要度⭐⭐⭐の記事は{len(top)}件でした（{refs}）。"
     else:
         outlook = "今週は重要度⭐⭐⭐の記事はありませんでした。"
-    return summary, topics, {}, outlook, True
+    return _Overview(summary, topics, {}, outlook, automatic=True)
 
 
 def _counted_category_text(slug: str, items: tuple[WeeklyItem, ...]) -> str:

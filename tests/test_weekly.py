@@ -303,7 +303,7 @@ async def test_the_models_overview_is_one_call_grounded_and_referenced(
     ("answer", "problem"),
     [
         ({**NATURAL, "topics": [{"name": "存在しない記事", "refs": [31]}]}, "#31"),
-        ({**NATURAL, "outlook": "来週は#40の続報に注目（＃40）。"}, "#40"),
+        ({**NATURAL, "outlook": "来週は＃４０の続報に注目。"}, "#40"),
         ({**NATURAL, "summary": "Googleが新しいAIエージェントを発表した（#01）。"}, "google"),
         ({**NATURAL, "outlook": "市場は2030年までに987兆円に達する。"}, "987"),
     ],
@@ -367,3 +367,62 @@ async def test_renderers_keep_limits_and_neutralise_mentions(app: App) -> None:
         assert len(message) <= MAX_EMBEDS and sum(embed_size(e) for e in message) <= MAX_TOTAL
     markdown = render_weekly(report)
     assert "[click](" not in markdown and "@everyone" not in markdown
+
+
+def test_migration_0006_keeps_every_claim_and_post_as_daily(tmp_path: Path) -> None:
+    """SQLite rebuilds `briefings` for the new key: the posts of a thread (whose rows cascade
+    from it) must survive, so that a thread being posted still resumes after the upgrade."""
+    from alembic import command
+
+    from storage.db import Database
+    from storage.migrate import alembic_config, upgrade_to_head
+
+    db = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    try:
+        command.upgrade(alembic_config(db.engine), "0005")
+        with db.engine.begin() as connection:
+            connection.execute(
+                sql(
+                    "INSERT INTO briefings (id, day, destination, status, payload, claimed_at, "
+                    "attempts) VALUES (7, '2026-11-23', 'slack:C1', 'claimed', '{}', "
+                    "'2026-11-23 00:00:00', 0)"
+                )
+            )
+            connection.execute(
+                sql(
+                    "INSERT INTO briefing_posts (briefing_id, item_no, message_ref, posted_at) "
+                    "VALUES (7, 1, 'ts1', '2026-11-23 00:00:00'), (7, 2, 'ts2', "
+                    "'2026-11-23 00:00:01')"
+                )
+            )
+            connection.execute(
+                sql(
+                    "INSERT INTO daily_briefings (day, payload, built_at) "
+                    "VALUES ('2026-11-23', '{}', '2026-11-23 00:00:00')"
+                )
+            )
+        upgrade_to_head(db.engine)
+        with db.engine.connect() as connection:
+            assert connection.execute(sql("SELECT id, kind FROM briefings")).all() == [(7, "daily")]
+            posts = connection.execute(sql("SELECT item_no FROM briefing_posts")).all()
+            assert sorted(p[0] for p in posts) == [1, 2]
+            kinds = connection.execute(sql("SELECT kind FROM daily_briefings")).all()
+            assert kinds == [("daily",)]
+        # The week's report and the day's briefing of the same Monday are two documents.
+        from storage.briefings import WEEKLY, claim_briefing
+
+        monday = datetime(2026, 11, 23).date()
+        weekly = db.call(
+            claim_briefing,
+            kind=WEEKLY,
+            day=monday,
+            destination="slack:C1",
+            payload={},
+            lease_seconds=60,
+        )
+        assert weekly is not None and weekly.kind == WEEKLY and weekly.id != 7
+        with db.engine.connect() as connection:
+            rows = connection.execute(sql("SELECT kind FROM briefings ORDER BY id")).all()
+            assert rows == [("daily",), ("weekly",)]
+    finally:
+        db.dispose()

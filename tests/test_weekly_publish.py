@@ -12,14 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
 
 from bot.app import briefing_for
 from bot.platforms.console import ConsolePublisher
 from bot.publishing.destinations import Destinations
 from jobs.weekly import stored_weekly
 from tests.conftest import DEMO_DAY, DEMO_NOW, demo_clock, make_settings
+from tests.fakes.discord_server import GUILD_ID, TEXT_CHANNEL_ID, DiscordServer
 from tests.fakes.slack_server import SlackServer
 from tests.test_cli import ainews
+from tests.test_discord import discord_running, discord_settings, text_of
 from tests.test_slack import CHANNEL, slack_running, slack_settings
 from tests.test_weekly import WEEK, check_weekly_format
 
@@ -170,3 +174,55 @@ async def test_ainews_weekly_on_the_demo_data(tmp_path: Path) -> None:
     future = await ainews(tmp_path, "weekly", "--week", "2999-W01", **env)
     assert future.code == 1 and "2999-W01 is not over yet" in future.err
     assert "Traceback" not in bad.err + future.err
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[DiscordServer]:
+    saved = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    async with DiscordServer() as server:
+        try:
+            yield server
+        finally:  # the adapter sets discord.py's process-wide endpoints: give them back
+            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+async def test_discord_weekly_subcommand_and_thread_within_limits(
+    tmp_path: Path, demo_database: Path, discord_fake: DiscordServer
+) -> None:
+    import discord
+
+    from bot.render.discord import MAX_EMBEDS, MAX_TOTAL, embed_size
+
+    fake = discord_fake
+    settings = discord_settings(tmp_path, demo_database, fake)
+    async with discord_running(settings, fake) as running:
+        synced = fake.command("ainews", GUILD_ID)
+        [weekly] = [o for o in synced["options"] if o["name"] == "weekly"]
+        assert [o["name"] for o in weekly["options"]] == ["week"]
+        answers = await running.answer(await running.command("weekly", week="2026-W47"), count=2)
+        shown = json.dumps([a.payload for a in answers], ensure_ascii=False)
+        assert "AI・機械学習 Weekly Report 2026-W47" in shown and "#01 " in shown
+        bad = await running.answer(await running.command("weekly", week="last week"))
+        assert "YYYY-Www" in text_of(bad[-1])
+        report = await stored_weekly(
+            db=running.app.db,
+            week=WEEK,
+            config=running.app.weekly_config,
+            taxonomy=running.app.taxonomy,
+            llm=None,
+            now=DEMO_NOW,
+        )
+        assert report is not None
+        assert await running.platform.thread.publish_weekly(report) is True
+        assert await running.platform.thread.publish_weekly(report) is False
+    [parent] = fake.messages_in(TEXT_CHANNEL_ID)
+    assert parent.thread_id is not None
+    assert "Weekly Report 2026-W47" in json.dumps(parent.embeds, ensure_ascii=False)
+    items = fake.messages_in(parent.thread_id)
+    assert [m.embeds[0]["title"][:3] for m in items] == [f"#{n:02d}" for n in range(1, 26)]
+    assert fake.violations == []
+    for message in [parent, *items]:
+        assert message.allowed_mentions == {"parse": []}
+        assert 1 <= len(message.embeds) <= MAX_EMBEDS
+        embeds = [discord.Embed.from_dict(e) for e in message.embeds]
+        assert sum(embed_size(e) for e in embeds) <= MAX_TOTAL
