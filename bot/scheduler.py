@@ -223,10 +223,17 @@ async def run_bot(
             max_instances=1,
             misfire_grace_time=60,
         )
+    # A catch-up runs "now"; APScheduler's default one-second misfire grace would drop it
+    # whenever the loop is busy at start-up (platforms connecting), so it gets the same grace.
+    catch_up = {"misfire_grace_time": int(BRIEFING_GRACE.total_seconds())}
     if _missed_todays_briefing(app):
-        scheduler.add_job(runner.wrap("briefing-catch-up", daily_briefing), id="catch-up")
+        scheduler.add_job(
+            runner.wrap("briefing-catch-up", daily_briefing), id="catch-up", **catch_up
+        )
     if _missed_this_weeks_report(app):
-        scheduler.add_job(runner.wrap("weekly-catch-up", weekly_report), id="weekly-catch-up")
+        scheduler.add_job(
+            runner.wrap("weekly-catch-up", weekly_report), id="weekly-catch-up", **catch_up
+        )
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
