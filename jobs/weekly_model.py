@@ -112,7 +112,6 @@ class WeeklyReport:
     automatic: bool  # the overview was computed from counts, not written by the model
     items: tuple[WeeklyItem, ...]
     unhealthy_sources: tuple[str, ...] = ()  # one line each, e.g. "Example（5回連続で失敗）"
-    notes: tuple[str, ...] = ()
 
     @property
     def iso_week(self) -> IsoWeek:
@@ -169,7 +168,6 @@ def weekly_from_payload(data: dict[str, Any]) -> WeeklyReport:
         automatic=data["automatic"],
         items=tuple(item(i) for i in data["items"]),
         unhealthy_sources=tuple(data.get("unhealthy_sources", ())),
-        notes=tuple(data.get("notes", ())),
     )
 
 

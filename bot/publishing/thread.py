@@ -112,7 +112,7 @@ class ThreadPublisher:
         port = self.port
 
         def thread(payload: dict[str, Any]) -> _Thread:
-            stored = replace(weekly_from_payload(payload), notes=report.notes)
+            stored = weekly_from_payload(payload)
             return _Thread(
                 post_parent=partial(port.post_weekly_parent, stored),
                 items=[

@@ -299,7 +299,6 @@ def weekly_parent_embed(report: WeeklyReport) -> discord.Embed:
         f"{report.start.isoformat()} 〜 {report.end.isoformat()} ｜ "
         f"収集記事 {report.articles_collected}件 ｜ 掲載 {len(report.items)}件"
     )
-    stats += "".join(f"\n> {escape(one_line(note))}" for note in report.notes)
     lines = [f"**今週の動向{mark}**", escape(report.summary)]
     if report.topics:
         lines += ["", f"**注目トピック{mark}**"]

@@ -114,7 +114,6 @@ def render_weekly(report: WeeklyReport) -> str:
         f"{report.start.isoformat()} 〜 {report.end.isoformat()} ｜ "
         f"収集記事 {report.articles_collected}件 ｜ 掲載 {len(report.items)}件",
         "",
-        *(f"> {text(note)}\n" for note in report.notes),
         f"## 今週の動向{mark}",
         text(report.summary),
         "",

@@ -315,7 +315,6 @@ def weekly_parent_blocks(report: WeeklyReport) -> list[Block]:
             f"{report.start.isoformat()} 〜 {report.end.isoformat()} ｜ "
             f"収集記事 {report.articles_collected}件 ｜ 掲載 {len(report.items)}件"
         ),
-        *(context(escape(note)) for note in report.notes),
         *sections(f"*今週の動向{mark}*\n{escape(report.summary)}"),
     ]
     if topics:
