@@ -26,6 +26,7 @@ from jobs.parse_pool import ParsePool
 from jobs.poll import PollConfig, PollReport, Progress, poll_sources
 from jobs.public_only import PublicOnly
 from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
+from jobs.weekly import WeeklyConfig
 from storage.clock import utcnow
 from storage.db import Database
 from storage.migrate import upgrade_to_head
@@ -94,6 +95,15 @@ class App:
 
             self._metrics = Metrics()
         return self._metrics
+
+    @property
+    def weekly_config(self) -> WeeklyConfig:
+        return WeeklyConfig(
+            tz=self.settings.tz,
+            size=self.settings.weekly_size,
+            # The overview is four sections in one answer: twice a summary's output.
+            max_output_tokens=2 * self.settings.max_output_tokens,
+        )
 
     def require_fetching(self) -> tuple[Fetcher, ParsePool]:
         if self.fetcher is None or self.parser is None:

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import date, datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.table import Table
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from jobs.weekly_model import IsoWeek
 
 T = TypeVar("T")
 log = logging.getLogger("ainews")
@@ -207,6 +210,10 @@ def demo(
             f"polled {poll.sources} sources: {poll.new} new articles, {poll.failed} failed; "
             f"summarised {summaries.total} (extractive, no API key needed)"
         )
+        err.print(
+            f"weekly report: the demo's data is in ISO week {result.week} "
+            f"(DATABASE_URL=sqlite:///{result.database} ainews weekly --week {result.week})"
+        )
         return render_briefing(result.briefing)
 
     typer.echo(run(main(), settings), nl=False)
@@ -314,6 +321,61 @@ def digest(
         if fmt is OutputFormat.json:
             return json.dumps(asdict(briefing), ensure_ascii=False, default=str, indent=2) + "\n"
         return render_briefing(briefing)
+
+    typer.echo(run(main(), settings), nl=False)
+
+
+@cli.command()
+def weekly(
+    week: Annotated[
+        str | None, typer.Option("--week", help="YYYY-Www (default: the last complete week)")
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.markdown,
+) -> None:
+    """The weekly report of an ISO week, built once from the stored summaries; saved to
+    var/reports/YYYY-Www.md and printed."""
+    settings = settings_or_exit()
+    wanted = _parse_week(week) if week else None
+
+    async def main() -> str:
+        from bot.app import open_app
+        from bot.platforms.console import save_document
+        from bot.render.markdown import render_weekly
+        from jobs.weekly import last_complete_week, stored_weekly, week_window
+        from jobs.weekly_model import weekly_to_payload
+        from storage.briefings import unsummarised_between
+
+        async with open_app(settings, llm=True) as app:
+            now = app.clock()
+            target = wanted or last_complete_week(now, settings.tz)
+            start, end = week_window(target, settings.tz)
+            pending = await app.db.run(unsummarised_between, start=start, end=end)
+            if pending:
+                err.print(
+                    f"[yellow]note:[/] {pending} articles of this week have no summary yet and "
+                    "are left out; run `ainews summarize` first"
+                )
+            report = await stored_weekly(
+                db=app.db,
+                week=target,
+                config=app.weekly_config,
+                taxonomy=app.taxonomy,
+                llm=app.llm,
+                now=now,
+            )
+        if report is None:
+            newest = last_complete_week(now, settings.tz)
+            err.print(
+                f"[red]error:[/] {target} is not over yet (it ends on {target.sunday}); "
+                f"the newest complete week is {newest}"
+            )
+            raise typer.Exit(1)
+        markdown = render_weekly(report)
+        path = save_document(settings.reports_dir, report.week, markdown)
+        err.print(f"saved {path}")
+        if fmt is OutputFormat.json:
+            return json.dumps(weekly_to_payload(report), ensure_ascii=False, indent=2) + "\n"
+        return markdown
 
     typer.echo(run(main(), settings), nl=False)
 
@@ -621,6 +683,16 @@ def _parse_day(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         err.print(f"[red]--date:[/] expected YYYY-MM-DD, got {value!r}")
+        raise typer.Exit(2) from None
+
+
+def _parse_week(value: str) -> IsoWeek:
+    from jobs.weekly_model import IsoWeek
+
+    try:
+        return IsoWeek.parse(value)
+    except ValueError as exc:
+        err.print(f"[red]--week:[/] {exc}")
         raise typer.Exit(2) from None
 
 

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Asia/Tokyo", alias="AINEWS_TIMEZONE")
     briefing_time: time = Field(default=time(8, 30), alias="AINEWS_BRIEFING_TIME")
     briefing_size: int = Field(default=20, ge=1, le=100, alias="AINEWS_BRIEFING_SIZE")
+    weekly_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        default="mon", alias="AINEWS_WEEKLY_DAY"
+    )
+    weekly_time: time = Field(default=time(9, 0), alias="AINEWS_WEEKLY_TIME")
+    weekly_size: int = Field(default=25, ge=1, le=99, alias="AINEWS_WEEKLY_SIZE")
 
     poll_interval: int = Field(default=30, ge=1, le=24 * 60, alias="AINEWS_POLL_INTERVAL")
     poll_concurrency: int = Field(default=32, ge=1, le=1000, alias="AINEWS_POLL_CONCURRENCY")
@@ -122,7 +127,7 @@ class Settings(BaseSettings):
     )
     disable_after: timedelta | None = Field(default=timedelta(days=3), alias="AINEWS_DISABLE_AFTER")
 
-    @field_validator("briefing_time", mode="before")
+    @field_validator("briefing_time", "weekly_time", mode="before")
     @classmethod
     def _parse_hhmm(cls, value: object) -> object:
         if isinstance(value, str):
@@ -171,6 +176,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected a duration like 3d, 36h or 90m (0: off), got {value!r}")
             unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
             return timedelta(**{unit: int(match.group(1))})
+        return value
+
+    @field_validator("weekly_day", mode="before")
+    @classmethod
+    def _weekday(cls, value: object) -> object:
+        """`mon` … `sun`; a full English name or any case works too (`Monday`, `MON`)."""
+        if isinstance(value, str):
+            return value.strip().lower()[:3]
         return value
 
     @field_validator("timezone")
@@ -298,6 +311,11 @@ class Settings(BaseSettings):
     @property
     def briefings_dir(self) -> Path:
         return self.var_dir / "briefings"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where every weekly report is saved, `2026-W48.md`."""
+        return self.var_dir / "reports"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -7,6 +7,8 @@
   every enabled destination (console file, Slack, Discord), each retried with back-off until it
   succeeds or the day ends; a three-hour misfire grace lets a bot that was down at 08:30 and is
   back by 11:30 still post (the database claim keeps it to once per destination and day);
+- the weekly report of the last complete ISO week at AINEWS_WEEKLY_DAY AINEWS_WEEKLY_TIME
+  (default Monday 09:00), published the same way, once per destination and week;
 - DM bundles for every platform, every AINEWS_DM_INTERVAL minutes or after the briefing;
 - SIGINT/SIGTERM: the platforms stop taking commands first, then every tracked task — jobs and
   the answers of commands already acked — gets AINEWS_SHUTDOWN_GRACE seconds, then is
@@ -36,6 +38,7 @@ from bot.publishing.notices import SourceAnnouncer
 from bot.publishing.platform import Platform
 from bot.publishing.ports import Publisher
 from jobs.daily import build_and_store, latest_complete_day
+from jobs.weekly import build_and_store_weekly, last_complete_week
 from storage.replies import prune_replies
 
 log = logging.getLogger(__name__)
@@ -118,6 +121,7 @@ def console_for(app: App, platforms: list[Platform]) -> ConsolePublisher:
     return ConsolePublisher(
         db=app.db,
         directory=app.settings.briefings_dir,
+        reports=app.settings.reports_dir,
         lease=app.settings.briefing_lease,
         echo=not platforms,
         metrics=app.metrics,
@@ -183,6 +187,14 @@ async def run_bot(
             await direct_messages()
         await app.db.run(prune_replies, before=app.clock() - REPLY_BUTTONS_LAST)
 
+    async def weekly_report() -> None:
+        await poll_and_summarize()
+        week = last_complete_week(app.clock(), settings.tz)
+        report = await build_and_store_weekly(
+            db=app.db, week=week, config=app.weekly_config, taxonomy=app.taxonomy, llm=app.llm
+        )
+        await destinations.publish_weekly_all(report)
+
     async def direct_messages() -> None:
         for platform in platforms:
             sent = await platform.fanout.send()
@@ -210,6 +222,19 @@ async def run_bot(
         max_instances=1,
         misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
     )
+    scheduler.add_job(
+        runner.wrap("weekly", weekly_report),
+        CronTrigger(
+            day_of_week=settings.weekly_day,
+            hour=settings.weekly_time.hour,
+            minute=settings.weekly_time.minute,
+            timezone=settings.tz,
+        ),
+        id="weekly",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
+    )
     if platforms and settings.dm_schedule == "immediate":
         scheduler.add_job(
             runner.wrap("direct-messages", direct_messages),
@@ -219,13 +244,16 @@ async def run_bot(
             max_instances=1,
             misfire_grace_time=60,
         )
+    # A catch-up runs "now"; APScheduler's default one-second misfire grace would drop it
+    # whenever the loop is busy at start-up (platforms connecting), so it gets the same grace.
+    catch_up = {"misfire_grace_time": int(BRIEFING_GRACE.total_seconds())}
     if _missed_todays_briefing(app):
-        # Due "now", i.e. as soon as the scheduler starts: however late that is (a loop busy
-        # starting the platforms on a loaded machine), it must run, not count as missed.
         scheduler.add_job(
-            runner.wrap("briefing-catch-up", daily_briefing),
-            id="catch-up",
-            misfire_grace_time=None,
+            runner.wrap("briefing-catch-up", daily_briefing), id="catch-up", **catch_up
+        )
+    if _missed_this_weeks_report(app):
+        scheduler.add_job(
+            runner.wrap("weekly-catch-up", weekly_report), id="weekly-catch-up", **catch_up
         )
 
     loop = asyncio.get_running_loop()
@@ -248,6 +276,7 @@ async def run_bot(
             extra={
                 "poll_every_min": settings.poll_interval,
                 "briefing_at": settings.briefing_time.strftime("%H:%M"),
+                "weekly_at": f"{settings.weekly_day} {settings.weekly_time:%H:%M}",
                 "timezone": settings.timezone,
                 "llm": app.llm is not None,
                 "platforms": ",".join(p.name for p in platforms) or "console",
@@ -274,4 +303,21 @@ def _missed_todays_briefing(app: App) -> bool:
     it was in fact already posted)."""
     now = app.clock().astimezone(app.settings.tz)
     scheduled = datetime.combine(now.date(), app.settings.briefing_time, tzinfo=app.settings.tz)
+    return scheduled <= now < scheduled + BRIEFING_GRACE
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _missed_this_weeks_report(app: App) -> bool:
+    """Started within the grace period after this week's report time (the claim decides
+    whether it was in fact already posted)."""
+    settings = app.settings
+    now = app.clock().astimezone(settings.tz)
+    day = (
+        now.date()
+        - timedelta(days=now.weekday())
+        + timedelta(days=WEEKDAYS.index(settings.weekly_day))
+    )
+    scheduled = datetime.combine(day, settings.weekly_time, tzinfo=settings.tz)
     return scheduled <= now < scheduled + BRIEFING_GRACE

@@ -22,8 +22,10 @@ from handlers.sources import (
 )
 from handlers.stats import handle_stats
 from handlers.subscriptions import list_subscriptions, subscribe_to, unsubscribe_from
+from handlers.weekly import weekly_reply
 from jobs.briefing import BriefingConfig
 from jobs.daily import latest_complete_day, stored_briefing
+from jobs.weekly import WeeklyConfig
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     (
@@ -32,6 +34,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ),
     ("/ainews ask <質問>", "保存記事だけを根拠に回答（出典つき）"),
     ("/ainews digest [YYYY-MM-DD]", "その日のブリーフィングを自分だけに表示"),
+    ("/ainews weekly [YYYY-Www]", "週次レポート（省略時は先週）を自分だけに表示"),
     ("/ainews subscribe <カテゴリー…>", "カテゴリーの新着をDMで受け取る"),
     (
         '/ainews subscribe query:"半導体 規制" [category:infra] [source:名前]',
@@ -78,7 +81,11 @@ def usage(ctx: HandlerContext, message: str) -> Reply:
 
 
 async def handle_command(
-    ctx: HandlerContext, text: str, *, briefing_config: BriefingConfig
+    ctx: HandlerContext,
+    text: str,
+    *,
+    briefing_config: BriefingConfig,
+    weekly_config: WeeklyConfig | None = None,
 ) -> Reply:
     words = text.strip().split(maxsplit=1)
     if not words:
@@ -92,6 +99,12 @@ async def handle_command(
         "digest": lambda: _digest(ctx, rest.strip(), briefing_config),
         "sources": lambda: _sources(ctx, rest.split()),
         "stats": lambda: handle_stats(ctx),
+        "weekly": lambda: weekly_reply(
+            ctx,
+            rest.strip(),
+            weekly_config
+            or WeeklyConfig(tz=ctx.tz, size=25, max_output_tokens=2 * ctx.max_output_tokens),
+        ),
     }
     if name in ("help", "-h", "--help", "?", "ヘルプ"):
         return help_reply(ctx)

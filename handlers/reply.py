@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from jobs.briefing_model import Briefing, from_payload, to_payload
+from jobs.weekly_model import WeeklyReport, weekly_from_payload, weekly_to_payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class Reply:
     paging: Paging | None = None
     effect: Effect | None = None  # work the publishing core carries out after replying
     notices: tuple[str, ...] = ()  # things the user must hear once (e.g. their DMs are closed)
+    weekly: WeeklyReport | None = None  # `weekly`: rendered as the weekly report
 
     def with_notice(self, notice: str) -> Reply:
         return replace(self, notices=(*self.notices, notice))
@@ -155,6 +157,7 @@ def reply_to_payload(reply: Reply) -> dict[str, Any]:
         "error": reply.error,
         "shareable": reply.shareable,
         "briefing": to_payload(reply.briefing) if reply.briefing is not None else None,
+        "weekly": weekly_to_payload(reply.weekly) if reply.weekly is not None else None,
         "paging": (
             {"page": reply.paging.page, "pages": reply.paging.pages, "total": reply.paging.total}
             if reply.paging is not None
@@ -166,6 +169,7 @@ def reply_to_payload(reply: Reply) -> dict[str, Any]:
 def reply_from_payload(data: dict[str, Any]) -> Reply:
     paging = data.get("paging")
     briefing = data.get("briefing")
+    weekly = data.get("weekly")
     return Reply(
         title=data["title"],
         text=data.get("text", ""),
@@ -193,6 +197,7 @@ def reply_from_payload(data: dict[str, Any]) -> Reply:
         error=data.get("error", False),
         shareable=data.get("shareable", False),
         briefing=from_payload(briefing) if briefing else None,
+        weekly=weekly_from_payload(weekly) if weekly else None,
         paging=Paging(**paging) if paging else None,
     )
 

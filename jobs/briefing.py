@@ -63,8 +63,8 @@ async def build_briefing(
 ) -> Briefing:
     start, end = briefing_window(day, config)
     candidates = await db.run(candidates_between, start=start, end=end)
-    stories = _group_by_story(candidates)
-    chosen = _select(stories, size=config.size, end=end)
+    stories = group_by_story(candidates)
+    chosen = select_stories(stories, size=config.size, end=end)
     sections = _sections(chosen, taxonomy)
     items = [item for section in sections for item in section.items]
     # Step 1 of the budget's degradation (jobs.spend): a leaner trend analysis.
@@ -97,7 +97,7 @@ async def build_briefing(
 
 
 @dataclass(slots=True)
-class _Story:
+class Story:
     lead: Candidate
     members: list[Candidate]
 
@@ -111,7 +111,7 @@ class _Story:
         return ensure_utc(a.published_at or a.first_seen_at)
 
 
-def _group_by_story(candidates: list[Candidate]) -> list[_Story]:
+def group_by_story(candidates: list[Candidate]) -> list[Story]:
     groups: defaultdict[int, list[Candidate]] = defaultdict(list)
     for candidate in candidates:
         article = candidate.article
@@ -127,21 +127,21 @@ def _group_by_story(candidates: list[Candidate]) -> list[_Story]:
                 -(c.article.id or 0),
             ),
         )
-        stories.append(_Story(lead=lead, members=members))
+        stories.append(Story(lead=lead, members=members))
     return stories
 
 
-def _select(stories: list[_Story], *, size: int, end: datetime) -> list[_Story]:
+def select_stories(stories: list[Story], *, size: int, end: datetime) -> list[Story]:
     """Greedy pick: importance first, a small bonus for freshness and for stories several
     outlets carried, and a penalty for each item already taken from the same source."""
 
-    def base(story: _Story) -> float:
+    def base(story: Story) -> float:
         age_hours = max(0.0, (end - story.when).total_seconds() / 3600)
         sources = len({m.source.id for m in story.members})
         return story.importance * 10 + max(0.0, 2 - age_hours / 12) + min(sources - 1, 2)
 
     remaining = sorted(stories, key=lambda s: (-base(s), s.lead.article.id or 0))
-    taken: list[_Story] = []
+    taken: list[Story] = []
     per_source: Counter[int] = Counter()
     while remaining and len(taken) < size:
         best = max(
@@ -154,7 +154,7 @@ def _select(stories: list[_Story], *, size: int, end: datetime) -> list[_Story]:
     return taken
 
 
-def _sections(stories: list[_Story], taxonomy: Taxonomy) -> list[BriefingSection]:
+def _sections(stories: list[Story], taxonomy: Taxonomy) -> list[BriefingSection]:
     ordered = sorted(
         stories,
         key=lambda s: (
@@ -179,14 +179,19 @@ def _heading(slug: str, taxonomy: Taxonomy) -> str:
         return slug
 
 
-def _item(number: int, story: _Story) -> BriefingItem:
-    lead = story.lead
-    seen_sources = {lead.source.id}
+def related_links(story: Story) -> tuple[Link, ...]:
+    """The story's other outlets (関連報道), one link per source other than the lead's."""
+    seen_sources = {story.lead.source.id}
     related = []
     for member in sorted(story.members, key=lambda m: m.article.id or 0):
         if member.source.id not in seen_sources:
             seen_sources.add(member.source.id)
             related.append(Link(member.source.name, member.article.url))
+    return tuple(related)
+
+
+def _item(number: int, story: Story) -> BriefingItem:
+    lead = story.lead
     summary = lead.summary
     return BriefingItem(
         number=number,
@@ -201,7 +206,7 @@ def _item(number: int, story: _Story) -> BriefingItem:
         category=summary.category,
         published_at=lead.article.published_at,
         automatic=summary.method != "llm",
-        related=tuple(related),
+        related=related_links(story),
     )
 
 
@@ -234,12 +239,18 @@ async def _trend(
     except (LLMError, TypeError, ValueError) as exc:
         log.warning("trend analysis failed; using counts", extra={"error": str(exc)})
         return _counted_trend(items, taxonomy)
-    texts = [h.name + h.text for h in (*trend.themes, *trend.organisations)] + [trend.outlook]
-    problems = grounding_problems(texts, material)
+    problems = grounding_problems(_trend_texts(trend), material)
     if problems or not trend.themes or not trend.outlook:
         log.warning("trend analysis rejected; using counts", extra={"problems": problems})
         return _counted_trend(items, taxonomy)
     return trend
+
+
+def _trend_texts(trend: Trend) -> list[str]:
+    """Every field on its own: a name glued to its text ("Google" + "Googleが…") would read as
+    one word that no article contains, and every natural answer would be rejected."""
+    highlights = (*trend.themes, *trend.organisations)
+    return [text for h in highlights for text in (h.name, h.text)] + [trend.outlook]
 
 
 def _highlights(value: object) -> tuple[Highlight, ...]:

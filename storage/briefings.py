@@ -1,4 +1,6 @@
-"""Queries behind the daily briefing: the window's summarised articles, and the claim rows."""
+"""Queries behind the daily briefing and the weekly report: the window's summarised articles,
+the claim rows and the stored documents. Both documents use the same rows, told apart by
+`kind` (`DAILY`, or `WEEKLY` keyed by the week's Monday)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from storage.models import Article, Briefing, BriefingPost, DailyBriefing, Sourc
 
 # The claim time of a claim released by its poster (`record_failure`): free for anyone at once.
 RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
+DAILY = "daily"
+WEEKLY = "weekly"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ def claim_briefing(
     payload: dict[str, Any],
     lease_seconds: float,
     on_takeover: Callable[[], None] | None = None,
+    kind: str = DAILY,
 ) -> Briefing | None:
     """Claim (day, destination) for posting, or None when that is not ours to do: already
     posted, or being posted by a live process (its heartbeat is newer than the lease). A claim
@@ -68,11 +73,18 @@ def claim_briefing(
     table = Briefing.__table__  # type: ignore[attr-defined]
     inserted = session.execute(
         insert_or_ignore(session, table).values(
-            day=day, destination=destination, status="claimed", payload=payload, claimed_at=now
+            kind=kind,
+            day=day,
+            destination=destination,
+            status="claimed",
+            payload=payload,
+            claimed_at=now,
         )
     ).rowcount  # type: ignore[attr-defined]
     briefing = session.exec(
-        select(Briefing).where(Briefing.day == day, Briefing.destination == destination)
+        select(Briefing).where(
+            Briefing.kind == kind, Briefing.day == day, Briefing.destination == destination
+        )
     ).one()
     if inserted:
         return briefing
@@ -123,12 +135,17 @@ def record_post(*, session: Session, briefing_id: int, item_no: int, message_ref
     heartbeat(session=session, briefing_id=briefing_id)
 
 
-def forget_posted_briefing(*, session: Session, day: date, destination: str) -> bool:
+def forget_posted_briefing(
+    *, session: Session, day: date, destination: str, kind: str = DAILY
+) -> bool:
     """Drop a *posted* briefing's claim so that it can be posted again (`post-digest`). A claim
     whose posting is in progress is kept: deleting it would let a second thread start."""
     briefing = session.exec(
         select(Briefing).where(
-            Briefing.day == day, Briefing.destination == destination, Briefing.status == "posted"
+            Briefing.kind == kind,
+            Briefing.day == day,
+            Briefing.destination == destination,
+            Briefing.status == "posted",
         )
     ).first()
     if briefing is None:
@@ -161,9 +178,13 @@ class Outcome:
     posted_at: datetime | None
 
 
-def briefing_outcome(*, session: Session, day: date, destination: str) -> Outcome | None:
+def briefing_outcome(
+    *, session: Session, day: date, destination: str, kind: str = DAILY
+) -> Outcome | None:
     briefing = session.exec(
-        select(Briefing).where(Briefing.day == day, Briefing.destination == destination)
+        select(Briefing).where(
+            Briefing.kind == kind, Briefing.day == day, Briefing.destination == destination
+        )
     ).first()
     if briefing is None:
         return None
@@ -171,21 +192,27 @@ def briefing_outcome(*, session: Session, day: date, destination: str) -> Outcom
     return Outcome(briefing.status, briefing.attempts, briefing.last_error, posted)
 
 
-def daily_briefing(*, session: Session, day: date) -> dict[str, Any] | None:
-    row = session.exec(select(DailyBriefing).where(DailyBriefing.day == day)).first()
+def daily_briefing(*, session: Session, day: date, kind: str = DAILY) -> dict[str, Any] | None:
+    row = session.exec(
+        select(DailyBriefing).where(DailyBriefing.kind == kind, DailyBriefing.day == day)
+    ).first()
     return row.payload if row is not None else None
 
 
 def save_daily_briefing(
-    *, session: Session, day: date, payload: dict[str, Any], replace: bool
+    *, session: Session, day: date, payload: dict[str, Any], replace: bool, kind: str = DAILY
 ) -> dict[str, Any]:
     """Store the day's briefing; with `replace=False` a briefing stored a moment earlier (by
     another request or process) wins and is returned instead."""
     table = DailyBriefing.__table__  # type: ignore[attr-defined]
     session.execute(
-        insert_or_ignore(session, table).values(day=day, payload=payload, built_at=utcnow())
+        insert_or_ignore(session, table).values(
+            kind=kind, day=day, payload=payload, built_at=utcnow()
+        )
     )
-    row = session.exec(select(DailyBriefing).where(DailyBriefing.day == day)).one()
+    row = session.exec(
+        select(DailyBriefing).where(DailyBriefing.kind == kind, DailyBriefing.day == day)
+    ).one()
     if replace and row.payload != payload:
         row.payload = payload
         row.built_at = utcnow()
@@ -200,3 +227,17 @@ def mark_posted(*, session: Session, briefing_id: int, parent_ref: str | None) -
         briefing.parent_ref = parent_ref or briefing.parent_ref
         briefing.posted_at = utcnow()
         session.add(briefing)
+
+
+def category_counts_between(*, session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    """Summarised articles per category whose time (published, else first seen) is in
+    [start, end): the counts the weekly report's カテゴリー別動向 states."""
+    when = func.coalesce(Article.published_at, Article.first_seen_at)
+    rows = session.exec(
+        select(Summary.category, func.count())
+        .select_from(Article)
+        .join(Summary, col(Summary.article_id) == Article.id)
+        .where(when >= start, when < end)
+        .group_by(col(Summary.category))
+    ).all()
+    return {str(category): int(n) for category, n in rows}

@@ -127,13 +127,17 @@ class Summary(SQLModel, table=True):
 
 
 class Briefing(SQLModel, table=True):
-    """A daily briefing claimed for one destination. The unique (day, destination) row is the
-    claim that keeps several processes or a restart from posting the same briefing twice."""
+    """A document claimed for one destination: the daily briefing of `day`, or the weekly
+    report of the ISO week whose Monday is `day` (`kind`). The unique (kind, day, destination)
+    row is the claim that keeps several processes or a restart from posting it twice."""
 
     __tablename__ = "briefings"
-    __table_args__ = (UniqueConstraint("day", "destination", name="uq_briefings_day_destination"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "day", "destination", name="uq_briefings_kind_day_destination"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="daily", max_length=16, description="daily or weekly")
     day: date
     destination: str = Field(max_length=200)
     status: str = Field(default="claimed", max_length=16, description="claimed or posted")
@@ -207,13 +211,16 @@ class DeliveryCursor(SQLModel, table=True):
 
 
 class DailyBriefing(SQLModel, table=True):
-    """A day's briefing as built once: every destination publishes it and `/ainews digest`
-    shows it, so a user's request never rebuilds it or spends model tokens on it again."""
+    """A day's briefing (or, `kind` weekly, a week's report keyed by its Monday) as built once:
+    every destination publishes it and `/ainews digest` (`/ainews weekly`) shows it, so a user's
+    request never rebuilds it or spends model tokens on it again."""
 
     __tablename__ = "daily_briefings"
+    __table_args__ = (UniqueConstraint("kind", "day", name="uq_daily_briefings_kind_day"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    day: date = Field(unique=True)
+    kind: str = Field(default="daily", max_length=16, description="daily or weekly")
+    day: date
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     built_at: datetime = Field(default_factory=utcnow)
 

@@ -283,3 +283,21 @@ def enable_source(*, session: Session, url_or_id: str) -> Source | None:
     session.add(source)
     session.flush()
     return source
+
+
+def unhealthy_sources(*, session: Session, min_failures: int = 3) -> list[Source]:
+    """Sources that need an operator, for the weekly report's line: disabled after failing
+    (first), then enabled ones whose last `min_failures` polls or more all failed, worst first.
+    A source the operator switched off by hand has no `disabled_at` and is not listed."""
+    return list(
+        session.exec(
+            select(Source)
+            .where(
+                or_(
+                    col(Source.disabled_at).is_not(None),
+                    and_(col(Source.enabled).is_(True), col(Source.error_count) >= min_failures),
+                )
+            )
+            .order_by(col(Source.enabled), col(Source.error_count).desc(), col(Source.id))
+        ).all()
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from bot.app import App, briefing_for, open_app, poll_once, summarize_pending
 from bot.config import Settings
@@ -14,6 +15,8 @@ from jobs.briefing import briefing_day_for
 from jobs.briefing_model import Briefing
 from jobs.poll import PollReport
 from jobs.summarize import SummarizeReport
+from jobs.weekly import last_complete_week
+from jobs.weekly_model import IsoWeek
 from storage.articles import newest_article_time
 from storage.sources import SourceSpec, add_missing_sources
 
@@ -25,6 +28,8 @@ class DemoResult:
     poll: PollReport
     summaries: SummarizeReport
     briefing: Briefing
+    week: IsoWeek  # the week whose report the demo's data makes: complete at the briefing
+    database: Path
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -57,7 +62,11 @@ async def run_demo(
         poll = await poll_once(app)
         summaries = await summarize_pending(app)
         briefing = await briefing_for(app, day or await _newest_day(app))
-    return DemoResult(poll=poll, summaries=summaries, briefing=briefing)
+    week = last_complete_week(briefing.window_end, settings.tz)
+    database = Path(settings.database_url.removeprefix("sqlite:///"))
+    return DemoResult(
+        poll=poll, summaries=summaries, briefing=briefing, week=week, database=database
+    )
 
 
 async def _newest_day(app: App) -> date:

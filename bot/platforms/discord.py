@@ -35,9 +35,13 @@ from bot.render.discord import (
     pack_embeds,
     reply_messages,
     share_header,
+    weekly_item_embeds,
+    weekly_parent_embed,
+    weekly_title,
 )
 from handlers.reply import Reply
 from jobs.briefing_model import Briefing, BriefingItem
+from jobs.weekly_model import WeeklyItem, WeeklyReport
 from storage.sources import list_sources
 from storage.subscriptions import saved_searches_of
 
@@ -82,9 +86,15 @@ class DiscordThread:
         return channel or await self.client.fetch_channel(self.channel_id)
 
     async def post_parent(self, briefing: Briefing) -> str:
+        return await self._open_thread(
+            f"AI News - {briefing.day.isoformat()}", briefing_parent_embed(briefing)
+        )
+
+    async def post_weekly_parent(self, report: WeeklyReport) -> str:
+        return await self._open_thread(weekly_title(report), weekly_parent_embed(report))
+
+    async def _open_thread(self, name: str, embed: discord.Embed) -> str:
         channel = await self._channel()
-        name = f"AI News - {briefing.day.isoformat()}"
-        embed = briefing_parent_embed(briefing)
         if isinstance(channel, discord.ForumChannel):
             post = await channel.create_thread(name=name, embed=embed, allowed_mentions=NO_MENTIONS)
             return f"{post.thread.id}:{post.thread.id}:{post.message.id}"
@@ -97,18 +107,30 @@ class DiscordThread:
         return f"{thread.id}:{channel.id}:{message.id}"
 
     async def post_item(self, parent: str, item: BriefingItem, heading: str) -> str:
+        return await self._post_embeds(parent, briefing_item_embeds(item, heading))
+
+    async def post_weekly_item(self, parent: str, item: WeeklyItem) -> str:
+        return await self._post_embeds(parent, weekly_item_embeds(item))
+
+    async def _post_embeds(self, parent: str, embeds: list[discord.Embed]) -> str:
         thread = self.client.get_partial_messageable(int(parent.split(":")[0]))
         refs = []
-        for embeds in pack_embeds(briefing_item_embeds(item, heading)):
-            message = await thread.send(embeds=embeds, allowed_mentions=NO_MENTIONS)
+        for batch in pack_embeds(embeds):
+            message = await thread.send(embeds=batch, allowed_mentions=NO_MENTIONS)
             refs.append(str(message.id))
         return ",".join(refs)
 
     async def edit_parent(self, parent: str, briefing: Briefing) -> None:
+        await self._edit_parent(parent, briefing_parent_embed(briefing))
+
+    async def edit_weekly_parent(self, parent: str, report: WeeklyReport) -> None:
+        await self._edit_parent(parent, weekly_parent_embed(report))
+
+    async def _edit_parent(self, parent: str, embed: discord.Embed) -> None:
         _, channel_id, message_id = parent.split(":")
         channel = self.client.get_partial_messageable(int(channel_id))
         message = channel.get_partial_message(int(message_id))
-        await message.edit(embed=briefing_parent_embed(briefing), allowed_mentions=NO_MENTIONS)
+        await message.edit(embed=embed, allowed_mentions=NO_MENTIONS)
 
     async def post_notice(self, notice: Reply) -> str:
         """The core's `ChannelPort`: a message in the text channel, or a post of its own in a
@@ -321,6 +343,11 @@ class DiscordBot(discord.Client):
         @app_commands.describe(date="YYYY-MM-DD（省略時は最新）")
         async def digest(interaction: discord.Interaction[Any], date: str | None = None) -> None:
             await run(interaction, f"digest {date or ''}")
+
+        @group.command(name="weekly", description="週次レポートを自分だけに表示")
+        @app_commands.describe(week="YYYY-Www（ISO週、省略時は先週）")
+        async def weekly(interaction: discord.Interaction[Any], week: str | None = None) -> None:
+            await run(interaction, f"weekly {week or ''}")
 
         @group.command(
             name="subscribe", description="カテゴリー、または検索に一致する新着をDMで受け取る"

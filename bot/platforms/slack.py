@@ -46,9 +46,14 @@ from bot.render.slack import (
     reply_text,
     section,
     share_blocks,
+    weekly_item_blocks,
+    weekly_item_text,
+    weekly_parent_blocks,
+    weekly_parent_text,
 )
 from handlers.reply import Reply
 from jobs.briefing_model import Briefing, BriefingItem
+from jobs.weekly_model import WeeklyItem, WeeklyReport
 from storage.subscriptions import saved_searches_of, subscribe, subscriptions_of, unsubscribe
 
 log = logging.getLogger(__name__)
@@ -139,6 +144,33 @@ class SlackThread:
             unfurl_links=False,
         )
         return str(response["ts"])
+
+    async def post_weekly_parent(self, report: WeeklyReport) -> str:
+        response = await self.client.chat_postMessage(
+            channel=self.channel,
+            blocks=weekly_parent_blocks(report),
+            text=weekly_parent_text(report),
+            unfurl_links=False,
+        )
+        return str(response["ts"])
+
+    async def post_weekly_item(self, parent: str, item: WeeklyItem) -> str:
+        response = await self.client.chat_postMessage(
+            channel=self.channel,
+            thread_ts=parent,
+            blocks=weekly_item_blocks(item),
+            text=weekly_item_text(item),
+            unfurl_links=False,
+        )
+        return str(response["ts"])
+
+    async def edit_weekly_parent(self, parent: str, report: WeeklyReport) -> None:
+        await self.client.chat_update(
+            channel=self.channel,
+            ts=parent,
+            blocks=weekly_parent_blocks(report),
+            text=weekly_parent_text(report),
+        )
 
 
 class SlackDirectMessages:

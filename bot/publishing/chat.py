@@ -96,7 +96,12 @@ class ChatCore:
                 channel_id=caller.channel_id,
                 is_admin=caller.is_admin,
             )
-            reply = await handle_command(ctx, text, briefing_config=self.app.briefing_config)
+            reply = await handle_command(
+                ctx,
+                text,
+                briefing_config=self.app.briefing_config,
+                weekly_config=self.app.weekly_config,
+            )
             if reply.effect is not None:
                 self._carry_out(caller, reply.effect)
             if await self.app.db.run(

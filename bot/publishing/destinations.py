@@ -1,18 +1,21 @@
 """Every enabled destination gets the day's briefing in the same run: the console file, the
 Slack channel, the Discord channel. Each is published on its own — one platform being down
 never holds up the others — and a failed publish is retried with back-off until it succeeds or
-the day is over. The next day's briefing says what happened."""
+the day is over. The next day's briefing says what happened. The week's report goes the same
+way, retried until the end of the week it is published in (its log lines say `week=`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, tzinfo
+from functools import partial
 
 from bot.publishing.ports import Publisher
 from jobs.briefing_model import Briefing
+from jobs.weekly_model import WeeklyReport
 from storage.briefings import briefing_outcome
 from storage.clock import utcnow
 from storage.db import Database
@@ -52,10 +55,35 @@ class Destinations:
         """True once published (or found already published); False when the day ended first."""
         briefing = replace(briefing, notes=await self.notes_for(publisher, briefing.day))
         deadline = datetime.combine(briefing.day + timedelta(days=1), time(0), tzinfo=self.tz)
+        return await self._with_retry(
+            publisher, lambda: publisher.publish(briefing), deadline, {"day": str(briefing.day)}
+        )
+
+    async def publish_weekly_all(self, report: WeeklyReport) -> dict[str, bool]:
+        """The week's report to every destination, each retried like the briefing until the
+        end of the week it is published in."""
+        deadline = datetime.combine(report.end + timedelta(days=8), time(0), tzinfo=self.tz)
+        results = await asyncio.gather(
+            *(
+                self._with_retry(
+                    p, partial(p.publish_weekly, report), deadline, {"week": report.week}
+                )
+                for p in self.publishers
+            )
+        )
+        return {p.destination: ok for p, ok in zip(self.publishers, results, strict=True)}
+
+    async def _with_retry(
+        self,
+        publisher: Publisher,
+        publish: Callable[[], Awaitable[bool]],
+        deadline: datetime,
+        what: dict[str, str],
+    ) -> bool:
         failures = 0
         while True:
             try:
-                await publisher.publish(briefing)
+                await publish()
                 return True
             except asyncio.CancelledError:
                 raise
@@ -67,7 +95,7 @@ class Destinations:
                     log.error(
                         "briefing not published today",
                         extra={
-                            "day": str(briefing.day),
+                            **what,
                             "destination": publisher.destination,
                             "failures": failures,
                             "error": f"{type(exc).__name__}: {exc}"[:300],
@@ -77,7 +105,7 @@ class Destinations:
                 log.warning(
                     "briefing publish will be retried",
                     extra={
-                        "day": str(briefing.day),
+                        **what,
                         "destination": publisher.destination,
                         "failures": failures,
                         "retry_in_s": round(wait, 1),

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from handlers.reply import Reply
 from jobs.briefing_model import Briefing, BriefingItem
+from jobs.weekly_model import WeeklyItem, WeeklyReport
 
 
 class DirectMessagesClosed(Exception):
@@ -29,6 +30,10 @@ class Publisher(Protocol):
         elsewhere). Raises when the platform failed, so the caller can retry."""
         ...
 
+    async def publish_weekly(self, report: WeeklyReport) -> bool:
+        """The same for the week's report, once per destination and week."""
+        ...
+
 
 class ThreadPort(Protocol):
     @property
@@ -44,6 +49,18 @@ class ThreadPort(Protocol):
 
     async def edit_parent(self, parent: str, briefing: Briefing) -> None:
         """Redraw the parent from `briefing` (a resumed thread's parent is made current)."""
+        ...
+
+    async def post_weekly_parent(self, report: WeeklyReport) -> str:
+        """The weekly report's parent: its overview. Returns the ref its items go under."""
+        ...
+
+    async def post_weekly_item(self, parent: str, item: WeeklyItem) -> str:
+        """One of the week's items into the parent's thread."""
+        ...
+
+    async def edit_weekly_parent(self, parent: str, report: WeeklyReport) -> None:
+        """Redraw the weekly parent (a resumed thread's parent is made current)."""
         ...
 
 

@@ -46,6 +46,7 @@ from bot.render.sanitize import (
 )
 from handlers.reply import ArticleRef, Code, Inline, Line, Reply, Strong
 from jobs.briefing_model import Briefing, BriefingItem, Link
+from jobs.weekly_model import WeeklyItem, WeeklyReport, ref
 
 MAX_TITLE = 256
 MAX_DESCRIPTION = 4096
@@ -208,7 +209,7 @@ def briefing_item_embeds(item: BriefingItem, heading: str) -> list[discord.Embed
     lines: list[str] = []
     if size(title) > MAX_TITLE:
         lines += [f"**{escape(one_line(item.title))}**", ""]
-        title = _short_title(item)
+        title = _short_title(f"{item.number}. ", item.title)
     mark = AUTOMATIC if item.automatic else ""
     lines += [
         f"**概要**: {escape(item.overview)}{mark}",
@@ -285,6 +286,88 @@ def pack_embeds(embeds: Iterable[discord.Embed]) -> list[list[discord.Embed]]:
     return messages
 
 
+# ── the weekly report ───────────────────────────────────────────────────────────────────────
+
+
+def weekly_title(report: WeeklyReport) -> str:
+    return f"AI・機械学習 Weekly Report {report.week}"
+
+
+def weekly_parent_embed(report: WeeklyReport) -> discord.Embed:
+    """The weekly thread's parent: period and counts, then the overview, in one embed (the
+    thread starts from it). Past 4096 characters the overview is shortened with a visible "…";
+    the items, in the thread, never are."""
+    mark = AUTOMATIC if report.automatic else ""
+    stats = (
+        f"{report.start.isoformat()} 〜 {report.end.isoformat()} ｜ "
+        f"収集記事 {report.articles_collected}件 ｜ 掲載 {len(report.items)}件"
+    )
+    lines = [f"**今週の動向{mark}**", escape(report.summary)]
+    if report.topics:
+        lines += ["", f"**注目トピック{mark}**"]
+        lines += [
+            f"• **{escape(one_line(t.name))}** ({', '.join(ref(r) for r in t.refs)})"
+            for t in report.topics
+        ]
+    if report.categories:
+        lines += ["", f"**カテゴリー別動向{mark}**"]
+        lines += [
+            f"• {escape(one_line(c.heading))} **{c.count}件**: {escape(one_line(c.text))}"
+            for c in report.categories
+        ]
+    lines += ["", f"**今後の展望{mark}**", escape(report.outlook)]
+    if report.unhealthy_sources:
+        names = "、".join(escape(one_line(s)) for s in report.unhealthy_sources)
+        lines += ["", f"⚠️ 取得に問題のあるソース: {names}"]
+    room = MAX_DESCRIPTION - size(stats) - 2
+    description = stats + "\n\n" + _clip("\n".join(lines), max(room, 0))
+    return discord.Embed(
+        title=weekly_title(report),
+        description=_clip(description, MAX_DESCRIPTION),
+        colour=discord.Colour(BRAND_COLOUR),
+    )
+
+
+def weekly_item_embeds(item: WeeklyItem) -> list[discord.Embed]:
+    """One of the week's items, normally one embed (continued like `briefing_item_embeds`)."""
+    title = f"{item.ref} {escape(one_line(item.title))}"
+    lines: list[str] = []
+    if size(title) > MAX_TITLE:
+        lines += [f"**{escape(one_line(item.title))}**", ""]
+        title = _short_title(f"{item.ref} ", item.title)
+    mark = AUTOMATIC if item.automatic else ""
+    lines += [
+        f"**概要**: {escape(item.overview)}{mark}",
+        "",
+        "**詳細**:",
+        f"• **背景**: {escape(one_line(item.background))}",
+        f"• **主要ポイント**: {escape(one_line(item.main_points))}",
+        f"• **影響と展望**: {escape(one_line(item.impact))}",
+        "",
+        f"元記事: {link(item.source)}",
+    ]
+    if item.related:
+        lines += ["", f"**関連報道**: {', '.join(link(r) for r in item.related)}"]
+    embeds = [
+        discord.Embed(description=chunk, colour=colour(item.category))
+        for chunk in _descriptions("\n".join(lines))
+    ]
+    embeds[0].title = title
+    embeds[0].url = href(item.source.url)
+    published = item.published_at.date().isoformat() if item.published_at else "日付なし"
+    footer = f"公開日 {published} ・ {plain(item.source.name)} ・ {item.country}"
+    embeds[-1].set_footer(text=_clip(footer, MAX_FOOTER))
+    return embeds
+
+
+def weekly_embeds(report: WeeklyReport) -> list[discord.Embed]:
+    """The overview followed by every item, for `/ainews weekly` (send with `pack_embeds`)."""
+    embeds = [weekly_parent_embed(report)]
+    for item in report.items:
+        embeds += weekly_item_embeds(item)
+    return embeds
+
+
 # ── replies ─────────────────────────────────────────────────────────────────────────────────
 
 
@@ -294,6 +377,8 @@ def reply_messages(reply: Reply) -> list[DiscordMessage]:
     notices = [f"> {escape(one_line(n))}" for n in reply.notices]
     if reply.briefing is not None:
         return _assemble("\n".join(notices), briefing_embeds(reply.briefing))
+    if reply.weekly is not None:
+        return _assemble("\n".join(notices), weekly_embeds(reply.weekly))
     blocks = [f"**{escape(one_line(reply.title))}**{AUTOMATIC if reply.automatic else ''}"]
     if reply.text:
         blocks.append(_cited(escape(reply.text.strip("\n")), reply.articles))
@@ -406,10 +491,9 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _short_title(item: BriefingItem) -> str:
-    """`N. <start of the title>…` within 256; the full title opens the description."""
-    prefix = f"{item.number}. "
-    words = one_line(item.title)
+def _short_title(prefix: str, title: str) -> str:
+    """`<prefix><start of the title>…` within 256; the full title opens the description."""
+    words = one_line(title)
     keep = len(words)
     while keep > 0 and size(prefix + escape(words[:keep]) + "…") > MAX_TITLE:
         keep -= max(1, (size(prefix + escape(words[:keep]) + "…") - MAX_TITLE) // 2)

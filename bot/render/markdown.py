@@ -10,6 +10,7 @@ import re
 from bot.render.common import AUTOMATIC, considered, stars
 from bot.render.sanitize import http_url, inert_line
 from jobs.briefing_model import Briefing, BriefingItem, Link
+from jobs.weekly_model import WeeklyItem, WeeklyReport, ref
 
 # What makes a line a heading, quote, list item or thematic break when it starts the line.
 # `>`, `*` and `|` are escaped everywhere already.
@@ -101,3 +102,60 @@ def render_briefing(briefing: Briefing) -> str:
     if briefing.footer:
         lines += ["---", "", *(f"> {text(note)}\n" for note in briefing.footer)]
     return "\n".join(lines)
+
+
+# ── the weekly report ───────────────────────────────────────────────────────────────────────
+
+
+def render_weekly(report: WeeklyReport) -> str:
+    """The weekly report exactly as in the format's "Weekly report" section. The overview's
+    headings carry （自動抽出） when it was computed from counts."""
+    mark = AUTOMATIC if report.automatic else ""
+    lines = [
+        "# AI・機械学習 Weekly Report",
+        f"{report.start.isoformat()} 〜 {report.end.isoformat()} ｜ "
+        f"収集記事 {report.articles_collected}件 ｜ 掲載 {len(report.items)}件",
+        "",
+        f"## 今週の動向{mark}",
+        text(report.summary),
+        "",
+        f"## 注目トピック{mark}",
+        *(f"- **{text(t.name)}** ({', '.join(ref(r) for r in t.refs)})" for t in report.topics),
+        *([] if report.topics else ["（該当なし）"]),
+        "",
+        f"## カテゴリー別動向{mark}",
+        "| カテゴリー | 件数 | 動向 |",
+        "|---|---|---|",
+        *(f"| {text(c.heading)} | {c.count} | {text(c.text)} |" for c in report.categories),
+        "",
+        f"## 今後の展望{mark}",
+        text(report.outlook),
+        "",
+    ]
+    if report.unhealthy_sources:
+        names = "、".join(text(s) for s in report.unhealthy_sources)
+        lines += [f"> ⚠️ 取得に問題のあるソース: {names}", ""]
+    lines += ["---", ""]
+    for item in report.items:
+        lines += [*render_weekly_item(item), ""]
+    return "\n".join(lines)
+
+
+def render_weekly_item(item: WeeklyItem) -> list[str]:
+    published = item.published_at.date().isoformat() if item.published_at else "日付なし"
+    lines = [
+        f"## {item.ref} {text(item.title)}",
+        f"公開日 {published} ｜ {text(item.source.name)} ｜ {item.country}",
+        "",
+        f"**概要**: {text(item.overview)}{AUTOMATIC if item.automatic else ''}",
+        "",
+        "**詳細**:",
+        f"- **背景**: {text(item.background)}",
+        f"- **主要ポイント**: {text(item.main_points)}",
+        f"- **影響と展望**: {text(item.impact)}",
+        "",
+        f"元記事: {href(item.source.url) or text(item.source.url)}",
+    ]
+    if item.related:
+        lines += ["", f"**関連報道**: {', '.join(link(r) for r in item.related)}"]
+    return lines

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from bot.render.common import AUTOMATIC, article_meta, link_citations, paging_text
-from bot.render.markdown import anchor, link, render_briefing, text
+from bot.render.markdown import anchor, link, render_briefing, render_weekly, text
 from bot.render.sanitize import code_text, spaced
 from handlers.reply import ArticleRef, Code, Inline, Line, Reply, Strong
 from jobs.briefing_model import Link
@@ -21,6 +21,8 @@ _HARD_BREAK = "  \n"
 def render_reply(reply: Reply) -> str:
     if reply.briefing is not None:
         return render_briefing(reply.briefing) + "".join(f"\n> {text(n)}\n" for n in reply.notices)
+    if reply.weekly is not None:
+        return render_weekly(reply.weekly) + "".join(f"\n> {text(n)}\n" for n in reply.notices)
     blocks = [f"**{text(reply.title)}**{AUTOMATIC if reply.automatic else ''}"]
     if reply.text:
         blocks.append(_cited(reply.text, reply.articles))

@@ -30,6 +30,7 @@ from bot.render.common import (
 from bot.render.sanitize import code_text, http_url, neutralise_mentions, one_line, spaced
 from handlers.reply import ArticleRef, Code, Href, Inline, Line, Reply, Strong
 from jobs.briefing_model import Briefing, BriefingItem, Link
+from jobs.weekly_model import WeeklyItem, WeeklyReport, ref
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -143,6 +144,9 @@ def _reply_blocks(reply: Reply, controls: tuple[Control, ...], room: int) -> lis
     if reply.briefing is not None:
         digest = briefing_digest_blocks(reply.briefing, room=room - len(tail) - len(reply.notices))
         return [*digest, *(context(escape(n)) for n in reply.notices), *tail]
+    if reply.weekly is not None:
+        weekly = weekly_blocks(reply.weekly, room=room - len(tail) - len(reply.notices))
+        return [*weekly, *(context(escape(n)) for n in reply.notices), *tail]
     head = [section(_strong(reply.title) + (AUTOMATIC if reply.automatic else ""))]
     if reply.text:
         head += sections(_cited(escape(reply.text), reply.articles))
@@ -285,4 +289,85 @@ def briefing_digest_blocks(briefing: Briefing, *, room: int = MAX_BLOCKS) -> lis
                 rest = len(briefing.items) - item.number + 1
                 return [*blocks, context(f"ほか{rest}件はチャンネルのスレッドでご覧ください")]
             blocks += item_blocks
+    return blocks
+
+
+# ── the weekly report ───────────────────────────────────────────────────────────────────────
+
+
+def weekly_title(report: WeeklyReport) -> str:
+    return f"AI・機械学習 Weekly Report {report.week}"
+
+
+def weekly_parent_blocks(report: WeeklyReport) -> list[Block]:
+    """The weekly thread's parent: period and counts, then the whole overview (the items
+    follow in the thread)."""
+    mark = AUTOMATIC if report.automatic else ""
+    topics = "\n".join(
+        f"• {_strong(t.name)} ({', '.join(ref(r) for r in t.refs)})" for t in report.topics
+    )
+    categories = "\n".join(
+        f"• {escape(one_line(c.heading))} *{c.count}件*: {escape(one_line(c.text))}"
+        for c in report.categories
+    )
+    blocks: list[Block] = [
+        header(weekly_title(report)),
+        context(
+            f"{report.start.isoformat()} 〜 {report.end.isoformat()} ｜ "
+            f"収集記事 {report.articles_collected}件 ｜ 掲載 {len(report.items)}件"
+        ),
+        *sections(f"*今週の動向{mark}*\n{escape(report.summary)}"),
+    ]
+    if topics:
+        blocks += sections(f"*注目トピック{mark}*\n{topics}")
+    if categories:
+        blocks += sections(f"*カテゴリー別動向{mark}*\n{categories}")
+    blocks += sections(f"*今後の展望{mark}*\n{escape(report.outlook)}")
+    if report.unhealthy_sources:
+        names = "、".join(escape(one_line(s)) for s in report.unhealthy_sources)
+        blocks.append(context(f"⚠️ 取得に問題のあるソース: {names}"))
+    return _fit(blocks, [], [], MAX_BLOCKS)
+
+
+def weekly_parent_text(report: WeeklyReport) -> str:
+    return f"{weekly_title(report)}（{len(report.items)}件）"
+
+
+def weekly_item_blocks(item: WeeklyItem) -> list[Block]:
+    published = item.published_at.date().isoformat() if item.published_at else "日付なし"
+    mark = AUTOMATIC if item.automatic else ""
+    body = (
+        f"*概要*: {escape(item.overview)}{mark}\n\n*詳細*:\n"
+        f"• *背景*: {escape(one_line(item.background))}\n"
+        f"• *主要ポイント*: {escape(one_line(item.main_points))}\n"
+        f"• *影響と展望*: {escape(one_line(item.impact))}"
+    )
+    blocks: list[Block] = [
+        section(f"*{item.ref} {escape(one_line(item.title))}*"),
+        context(f"公開日 {published} ・ {link(item.source)} ・ {item.country}"),
+        *sections(body),
+    ]
+    extra = [f"元記事: {anchor(item.source.url, escape(one_line(item.source.name)))}"]
+    if item.related:
+        extra.append(f"*関連報道*: {', '.join(link(r) for r in item.related)}")
+    blocks.append(context("\n".join(extra)))
+    return blocks
+
+
+def weekly_item_text(item: WeeklyItem) -> str:
+    return clip(escape(f"{item.ref} {one_line(item.title)} — {item.source.url}"), MAX_FALLBACK)
+
+
+def weekly_blocks(report: WeeklyReport, *, room: int = MAX_BLOCKS) -> list[Block]:
+    """`/ainews weekly`: the overview and as many whole items as fit in `room` blocks."""
+    blocks = weekly_parent_blocks(report)
+    for item in report.items:
+        item_blocks = weekly_item_blocks(item)
+        if len(blocks) + len(item_blocks) > room - 1:
+            rest = len(report.items) - item.number + 1
+            return [
+                *blocks,
+                context(f"ほか{rest}件はチャンネルの週次レポートのスレッドでご覧ください"),
+            ]
+        blocks += item_blocks
     return blocks

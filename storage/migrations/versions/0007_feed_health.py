@@ -2,7 +2,7 @@
 the notices (disabled / recovered) posted once per destination
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01
 
 Existing sources start their counters at zero. A source whose last poll succeeded gets that
@@ -17,7 +17,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
