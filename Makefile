@@ -7,6 +7,10 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.9
 AINEWS_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export AINEWS_TEST_POSTGRES_URL
+# Compile bytecode at install: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set
+# Python never caches it, so every command recompiled its ~500 modules (0.9 s of `ainews search`).
+# The project is installed editable, so its own packages are compiled in place after the sync.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: sync demo run test lint format bench
 
@@ -16,6 +20,7 @@ export AINEWS_TEST_POSTGRES_URL
 
 sync: $(UV)
 	$(UV) sync --frozen --quiet
+	.venv/bin/python -m compileall -q bot handlers jobs storage
 
 demo: sync
 	$(UV) run --frozen ainews demo
