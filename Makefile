@@ -34,7 +34,7 @@ test: sync
 lint: sync
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy bot handlers jobs storage
+	$(UV) run --frozen mypy
 
 format: sync
 	$(UV) run --frozen ruff check --fix .
