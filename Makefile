@@ -7,10 +7,6 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.9
 AINEWS_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export AINEWS_TEST_POSTGRES_URL
-# Compile bytecode at install: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set
-# Python never caches it, so every command recompiled its ~500 modules (0.9 s of `ainews search`).
-# The project is installed editable, so its own packages are compiled in place after the sync.
-export UV_COMPILE_BYTECODE := 1
 
 .PHONY: sync demo run test lint format bench
 
@@ -18,8 +14,11 @@ export UV_COMPILE_BYTECODE := 1
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled at sync: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set
+# Python never caches it, so every command recompiled its ~500 modules (0.9 s of `ainews search`).
+# The project is installed editable, so its own packages are compiled in place after the sync.
 sync: $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	.venv/bin/python -m compileall -q bot handlers jobs storage
 
 demo: sync
