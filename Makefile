@@ -14,8 +14,12 @@ export AINEWS_TEST_POSTGRES_URL
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled at sync: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set
+# Python never caches it, so every command recompiled its ~500 modules (0.9 s of `ainews search`).
+# The project is installed editable, so its own packages are compiled in place after the sync.
 sync: $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
+	.venv/bin/python -m compileall -q bot handlers jobs storage
 
 demo: sync
 	$(UV) run --frozen ainews demo
@@ -29,7 +33,7 @@ test: sync
 lint: sync
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy bot handlers jobs storage
+	$(UV) run --frozen mypy
 
 format: sync
 	$(UV) run --frozen ruff check --fix .

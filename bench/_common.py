@@ -32,15 +32,6 @@ Every run also splits each late tick with the kernel's per-thread account
 (/proc/self/task/<tid>/schedstat): the loop thread running code, runnable but waiting for a CPU,
 or asleep longer than it meant to (waiting for the GIL).
 
-Diagnostic runs, separate because they change the timing:
-
-- `--watch` times every loop callback (wrapping `asyncio.Handle._run`) and keeps those over
-  `--slow-callback` with their on-CPU time and the task's await chain before and after the
-  step, and a watchdog thread samples every thread's stack whenever the loop is late;
-- `--diagnose` uses asyncio's own debug mode with `loop.slow_callback_duration` instead, plus
-  the same watchdog. Debug mode slows asyncio a lot (it records a traceback for every future
-  and handle), so its latencies are not the benchmark's.
-
 A measurement, not a test: a missed target prints MISS and still exits 0. It exits 1 only when
 the run is invalid (a command not acked or never answered, busy work that failed or did not
 overlap the commands).
@@ -530,69 +521,13 @@ class Tick:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class StallSample:
-    at: float
-    loop_late: float  # time since the loop last ticked
-    watch_late: float  # how late the watch thread itself woke: > 0 means GIL or CPU starvation
-    loop_stack: list[traceback.FrameSummary]
-    others: dict[str, list[traceback.FrameSummary]]  # the other threads, by name
-
-
-class StackWatch(threading.Thread):
-    """Diagnostic: whenever the loop has not ticked for `threshold` seconds, record the stack of
-    every thread (once per stall, then every 20 ms while it lasts), and how late this thread
-    itself woke up: if it was late too, the whole process was starved (the GIL held by another
-    thread, or no free CPU) rather than the loop blocked by code running on it."""
-
-    def __init__(self, loop_thread: int, threshold: float) -> None:
-        super().__init__(name="stack-watch", daemon=True)
-        self.loop_thread = loop_thread
-        self.threshold = threshold
-        self.heartbeat = time.monotonic()
-        self.samples: list[StallSample] = []
-        self.own_lags: list[tuple[float, float]] = []
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        last_sample = 0.0
-        period = 0.005
-        expected = time.monotonic() + period
-        while not self._stop_event.wait(period):
-            now = time.monotonic()
-            own_late = max(0.0, now - expected)
-            expected = now + period
-            self.own_lags.append((now, own_late))
-            late = now - self.heartbeat
-            if late > self.threshold and now - last_sample > 0.02:
-                frames = sys._current_frames()
-                names = {t.ident: t.name for t in threading.enumerate()}
-                me = threading.get_ident()
-                loop_frame = frames.get(self.loop_thread)
-                others = {
-                    f"{names.get(ident, 'native')}#{ident % 10000}": list(
-                        traceback.extract_stack(frame)
-                    )
-                    for ident, frame in frames.items()
-                    if ident not in (self.loop_thread, me)
-                }
-                stack = list(traceback.extract_stack(loop_frame)) if loop_frame else []
-                self.samples.append(StallSample(now, late, own_late, stack, others))
-                last_sample = now
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=2)
-
-
 class LagTicker:
     """Records how late `asyncio.sleep(TICK)` wakes up — time the loop could not run a ready
     callback — and the loop thread's scheduler account over each tick, which says whether it
     was running code, waiting for a CPU, or asleep (waiting for the GIL)."""
 
-    def __init__(self, watch: StackWatch | None) -> None:
+    def __init__(self) -> None:
         self.ticks: list[Tick] = []
-        self.watch = watch
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -611,8 +546,6 @@ class LagTicker:
                     Tick(before, after - before - TICK, cpu1 - cpu0, queued1 - queued0)
                 )
                 cpu0, queued0 = cpu1, queued1
-                if self.watch is not None:
-                    self.watch.heartbeat = after
         finally:
             clock.close()
 
@@ -676,100 +609,6 @@ class GcWatch:
                     f"gen{generation} {len(mine)}× (total {sum(mine):.0f}, max {max(mine):.1f} ms)"
                 )
         return ", ".join(parts) or "none"
-
-
-@dataclass(frozen=True, slots=True)
-class SlowCallback:
-    at: float
-    seconds: float
-    on_cpu: float  # NaN when unknown (asyncio's own debug-mode report)
-    what: str
-
-
-def _short(path: str) -> str:
-    for marker in ("/site-packages/", f"{ROOT}/", "/lib/python3"):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    return path
-
-
-def _chain(coro: Any) -> list[tuple[str, str, int]]:
-    """The await chain of a coroutine: (qualname, file, line) from the task's outermost
-    coroutine to the innermost one it is suspended in."""
-    chain: list[tuple[str, str, int]] = []
-    while coro is not None and len(chain) < 16:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        name = getattr(coro, "__qualname__", type(coro).__name__)
-        if frame is not None:
-            chain.append((name, frame.f_code.co_filename, frame.f_lineno))
-        else:
-            chain.append((name, "", 0))
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return chain
-
-
-def _format_chain(chain: list[tuple[str, str, int]]) -> str:
-    ours = [c for c in chain if f"{ROOT}/" in c[1] and "/bench/" not in c[1]]
-    shown = ours[-2:] or chain[-2:]
-    return " → ".join(f"{name} ({_short(path)}:{line})" for name, path, line in shown)
-
-
-class CallbackTimer:
-    """`--watch`: times every event-loop callback (wraps `asyncio.events.Handle._run`) and keeps
-    those over `threshold` with how long the loop thread was on a CPU meanwhile (the rest is
-    waiting for the GIL or a CPU), and for task steps where the task was before and after the
-    step. Cheap enough to leave the latencies meaningful, unlike asyncio's debug mode."""
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.records: list[SlowCallback] = []
-        self._original: Callable[[asyncio.Handle], None] | None = None
-
-    def install(self) -> None:
-        original = asyncio.events.Handle._run
-        self._original = original
-        timer = self
-
-        def _run(handle: asyncio.Handle) -> None:
-            callback = getattr(handle, "_callback", None)
-            owner = getattr(callback, "__self__", None)
-            task = owner if isinstance(owner, asyncio.Task) else None
-            before = _chain(task.get_coro()) if task is not None else []
-            wall0, cpu0 = time.perf_counter(), time.thread_time()
-            original(handle)
-            wall = time.perf_counter() - wall0
-            if wall >= timer.threshold:
-                cpu = time.thread_time() - cpu0
-                if task is not None:
-                    after = _chain(task.get_coro()) if not task.done() else []
-                    what = (
-                        f"task step from [{_format_chain(before)}] to "
-                        f"[{_format_chain(after) or 'done'}]"
-                    )
-                else:
-                    what = f"callback {getattr(callback, '__qualname__', repr(callback))}"
-                timer.records.append(SlowCallback(time.monotonic(), wall, cpu, what))
-
-        asyncio.events.Handle._run = _run  # type: ignore[method-assign,assignment]
-
-    def uninstall(self) -> None:
-        if self._original is not None:
-            asyncio.events.Handle._run = self._original  # type: ignore[method-assign,assignment]
-
-
-class SlowCallbacks(logging.Handler):
-    """`--diagnose`: collects asyncio's debug-mode "Executing <handle> took N seconds"."""
-
-    def __init__(self, threshold: float) -> None:
-        super().__init__(level=logging.WARNING)
-        self.threshold = threshold
-        self.records: list[SlowCallback] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "Executing %s took %.3f seconds" and len(record.args or ()) == 2:
-            handle, seconds = record.args  # type: ignore[misc]
-            took = float(seconds) if isinstance(seconds, int | float) else math.nan
-            self.records.append(SlowCallback(time.monotonic(), took, math.nan, str(handle)))
 
 
 class LogCounter(logging.Handler):
@@ -1144,9 +983,6 @@ class Outcome:
     stats: WorldStats
     expected: dict[str, int]
     logs: LogCounter
-    slow: list[SlowCallback]
-    slow_source: str
-    watch: StackWatch | None
     gcs: GcWatch
     heap: str
 
@@ -1181,20 +1017,6 @@ def report(o: Outcome) -> list[str]:
         + (f" {extra}" if extra else "")
         + "; SQLite (the demo database)"
     )
-    if args.no_gc_freeze:
-        log("EXPERIMENT: no gc.freeze() after start-up (run_bot freezes; the bench does not)")
-    if args.switch_interval:
-        log(f"EXPERIMENT: sys.setswitchinterval({args.switch_interval:g})")
-    if args.executor_threads:
-        log(
-            f"EXPERIMENT: the loop's default executor (db.run, to_thread) has "
-            f"{args.executor_threads} threads (default min(32, CPUs + 4))"
-        )
-    if args.diagnose:
-        log("DIAGNOSTIC RUN: asyncio debug mode is on, which slows asyncio itself: the latencies")
-        log("below are not the benchmark's")
-    elif args.watch:
-        log("WATCH RUN: every loop callback is timed and stalls are stack-sampled (small overhead)")
     log(rule)
     log(
         f"  {'ack latency (ms)':<28} {'n':>5} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
@@ -1373,124 +1195,7 @@ def report(o: Outcome) -> list[str]:
             + "; ".join(f"{n}× {m[:80]}" for m, n in o.logs.counts.most_common(6))
         )
     log(rule)
-    if o.slow_source:
-        diagnose(o, zero)
     return problems
-
-
-def _frame(f: traceback.FrameSummary) -> str:
-    return f"{_short(f.filename)}:{f.lineno} {f.name}"
-
-
-_IDLE_FRAMES = (
-    "threading.py",
-    "queue.py",
-    "selectors.py",
-    "concurrent/futures/thread.py",
-    "multiprocessing/connection.py",
-)
-
-
-def _idle(stack: list[traceback.FrameSummary]) -> bool:
-    """A thread parked in a wait (executor queue, lock, select) rather than running."""
-    return not stack or stack[-1].filename.endswith(_IDLE_FRAMES)
-
-
-def _ours(stack: list[traceback.FrameSummary]) -> str:
-    """The innermost frame from the project (bot/handlers/jobs/storage), else the innermost."""
-    mine = [
-        f
-        for f in stack
-        if any(f"{ROOT}/{d}/" in f.filename for d in ("bot", "handlers", "jobs", "storage"))
-    ]
-    if mine:
-        return _frame(mine[-1])
-    return f"(library) {_frame(stack[-1])}" if stack else "?"
-
-
-_ADDRESS = re.compile(r" at 0x[0-9a-f]+|Task-\d+|\bid=\d+|\(\d+, handle|\d+\.\d+\.\d+\.\d+:\d+")
-
-
-def diagnose(o: Outcome, zero: float) -> None:
-    busy, work = o.busy, o.work
-    records = [r for r in o.slow if busy.start <= r.at <= busy.end + 0.5]
-    total = sum(r.seconds for r in records)
-    log(
-        f"  DIAGNOSIS — {o.slow_source} during the busy phase: {len(records)} callbacks, "
-        f"{total * 1000:.0f} ms in all"
-    )
-    grouped: dict[str, list[SlowCallback]] = {}
-    for record in records:
-        grouped.setdefault(_ADDRESS.sub("", record.what)[:400], []).append(record)
-    for what, group in sorted(grouped.items(), key=lambda kv: -sum(r.seconds for r in kv[1]))[:10]:
-        seconds = [r.seconds for r in group]
-        on_cpu = sum(r.on_cpu for r in group)
-        cpu = "" if math.isnan(on_cpu) else f", on CPU {on_cpu * 1000:.0f} ms"
-        log(
-            f"    {len(seconds):3}× {sum(seconds) * 1000:6.0f} ms (max {max(seconds) * 1000:.0f}"
-            f"{cpu}): {what}"
-        )
-    log("    the slowest:")
-    for r in sorted(records, key=lambda r: -r.seconds)[:6]:
-        cpu = "" if math.isnan(r.on_cpu) else f" (on CPU {r.on_cpu * 1000:.0f} ms)"
-        log(
-            f"      {r.seconds * 1000:6.1f} ms{cpu} at {r.at - zero:+6.2f} s "
-            f"[{work.running_at(r.at)}]: {_ADDRESS.sub('', r.what)[:300]}"
-        )
-    watch = o.watch
-    if watch is None:
-        return
-    samples = [s for s in watch.samples if busy.start <= s.at <= busy.end + 0.5]
-    own = [lag * 1000 for t, lag in watch.own_lags if busy.start <= t <= busy.end]
-    log(
-        f"  DIAGNOSIS — thread stacks whenever the loop was > {watch.threshold * 1000:.0f} ms "
-        f"late ({len(samples)} samples in the busy phase); the watch thread's own 5 ms wake-ups "
-        f"in the busy phase were late by p50 {percentile(own, 50):.1f}, p99 "
-        f"{percentile(own, 99):.1f}, max {max(own, default=math.nan):.1f} ms"
-    )
-    loop_top: Counter[str] = Counter()
-    loop_ours: Counter[str] = Counter()
-    other_top: Counter[str] = Counter()
-    other_ours: Counter[str] = Counter()
-    examples: dict[str, list[traceback.FrameSummary]] = {}
-    for sample in samples:
-        top = _frame(sample.loop_stack[-1]) if sample.loop_stack else "?"
-        loop_top[top] += 1
-        examples.setdefault(top, sample.loop_stack)
-        loop_ours[_ours(sample.loop_stack)] += 1
-        for stack in sample.others.values():
-            if _idle(stack):
-                continue
-            other_top[_frame(stack[-1])] += 1
-            other_ours[_ours(stack)] += 1
-    for title, counts in (
-        ("loop thread, innermost frame", loop_top),
-        ("loop thread, innermost project frame", loop_ours),
-        ("other running threads, innermost frame", other_top),
-        ("other running threads, innermost project frame", other_ours),
-    ):
-        log(f"    {title}:")
-        for frame, n in counts.most_common(6):
-            log(f"      {n:4}× {frame}")
-    for top, _ in loop_top.most_common(2):
-        log(f"    loop-thread stack at {top}:")
-        for f in examples[top][-8:]:
-            log(f"        {_frame(f)}")
-    log("    the worst stalls, one line per sample:")
-    for sample in sorted(samples, key=lambda x: -x.loop_late)[:6]:
-        running = [
-            f"{name.split('#')[0]} in {_ours(stack)}"
-            for name, stack in sample.others.items()
-            if not _idle(stack)
-        ]
-        innermost = _frame(sample.loop_stack[-1]) if sample.loop_stack else "?"
-        log(
-            f"      {sample.loop_late * 1000:6.1f} ms since the last tick at "
-            f"{sample.at - zero:+6.2f} s (watch thread {sample.watch_late * 1000:.1f} ms late); "
-            f"loop thread in {_ours(sample.loop_stack)} / {innermost}; "
-            f"running: {', '.join(running) or 'nothing else'}"
-        )
-    log("─" * 94)
 
 
 # ── main ─────────────────────────────────────────────────────────────────────────────────────
@@ -1506,33 +1211,12 @@ def clean_environment() -> None:
 
 
 async def bench(spec: AckBench, args: argparse.Namespace) -> int:
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
     info = machine_info(spec.versions())
-    loop = asyncio.get_running_loop()
-    if args.executor_threads:
-        loop.set_default_executor(
-            ThreadPoolExecutor(args.executor_threads, thread_name_prefix="asyncio")
-        )
     counter = LogCounter()
     root = logging.getLogger()
     root.addHandler(counter)
     root.setLevel(logging.WARNING)
-    debug_log: SlowCallbacks | None = None
-    timer: CallbackTimer | None = None
-    watch: StackWatch | None = None
-    if args.diagnose:
-        loop.set_debug(True)
-        loop.slow_callback_duration = args.slow_callback
-        debug_log = SlowCallbacks(args.slow_callback)
-        logging.getLogger("asyncio").addHandler(debug_log)
-    elif args.watch:
-        timer = CallbackTimer(args.slow_callback)
-        timer.install()
-    if args.diagnose or args.watch:
-        watch = StackWatch(threading.get_ident(), TICK + args.slow_callback)
-        watch.start()
-    ticker = LagTicker(watch)
+    ticker = LagTicker()
     gcs = GcWatch()
     gcs.install()
 
@@ -1575,11 +1259,10 @@ async def bench(spec: AckBench, args: argparse.Namespace) -> int:
             platform = spec.build(app, ChatCore(app, spawn=runner.spawn), runner)
             started = time.monotonic()
             await platform.intake.start_intake()
-            if not args.no_gc_freeze:
-                # As run_bot does once its platforms are up: what lives as long as the process
-                # leaves the collector's view, so a full collection no longer stops the loop.
-                gc.collect()
-                gc.freeze()
+            # As run_bot does once its platforms are up: what lives as long as the process
+            # leaves the collector's view, so a full collection no longer stops the loop.
+            gc.collect()
+            gc.freeze()
             ticker.start()
             try:
                 target = spec.target(platform)
@@ -1637,18 +1320,6 @@ async def bench(spec: AckBench, args: argparse.Namespace) -> int:
                 await runner.drain(10)
                 await platform.intake.close()
         gcs.uninstall()
-        if timer is not None:
-            timer.uninstall()
-        if watch is not None:
-            watch.stop()
-        slow = (timer.records if timer else []) + (debug_log.records if debug_log else [])
-        source = ""
-        if timer is not None:
-            source = f"loop callbacks > {args.slow_callback * 1000:.0f} ms (timed by the bench)"
-        elif debug_log is not None:
-            source = (
-                f"asyncio debug mode, slow_callback_duration = {args.slow_callback * 1000:.0f} ms"
-            )
         problems = report(
             Outcome(
                 spec=spec,
@@ -1662,9 +1333,6 @@ async def bench(spec: AckBench, args: argparse.Namespace) -> int:
                 stats=stats,
                 expected=expected,
                 logs=counter,
-                slow=slow,
-                slow_source=source,
-                watch=watch,
                 gcs=gcs,
                 heap=heap,
             )
@@ -1695,12 +1363,6 @@ def main(spec: AckBench, description: str, argv: list[str] | None = None) -> int
     add("--parse-workers", type=int, default=0, help="AINEWS_PARSE_WORKERS (0 = per CPU)")
     add("--lead", type=float, default=0.5, help="s from busy work start to first command (0.5)")
     add("--answer-timeout", type=float, default=180.0, help="s to wait for the answers (180)")
-    add("--watch", action="store_true", help="time loop callbacks, sample stacks on stalls")
-    add("--diagnose", action="store_true", help="asyncio debug mode + stack sampling")
-    add("--slow-callback", type=float, default=0.05, help="slow-callback threshold, s (0.05)")
-    add("--no-gc-freeze", action="store_true", help="experiment: skip run_bot's gc.freeze()")
-    add("--switch-interval", type=float, default=0, help="experiment: sys.setswitchinterval")
-    add("--executor-threads", type=int, default=0, help="experiment: default executor size")
     spec.add_arguments(parser)
     args = parser.parse_args(argv)
     clean_environment()

@@ -50,6 +50,7 @@ from sqlalchemy import Engine, event, insert, text
 from sqlmodel import Session
 
 import storage.search.query as query_module
+from storage.articles import entry_key
 from storage.db import Database
 from storage.migrate import upgrade_to_head
 from storage.models import Article, Source, Summary
@@ -1023,12 +1024,14 @@ class Corpus:
             )
             digest = hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()
             first_seen = published + timedelta(minutes=rng.randint(1, 90))
+            url, guid = f"https://{domain}/news/{article_id:07d}.html", f"{domain}-{article_id}"
             articles.append(
                 {
                     "id": article_id,
                     "source_id": source + 1,
-                    "url": f"https://{domain}/news/{article_id:07d}.html",
-                    "guid": f"{domain}-{article_id}",
+                    "url": url,
+                    "guid": guid,
+                    "entry_key": entry_key(guid, url),
                     "title": title,
                     "language": language,
                     "published_at": published,

@@ -20,11 +20,7 @@ from bot.sources_file import load_sources_toml
 from handlers.context import HandlerContext
 from jobs.briefing import BriefingConfig, build_briefing
 from jobs.briefing_model import Briefing
-from jobs.fetch import Fetcher, open_fetcher
 from jobs.llm import LLM
-from jobs.parse_pool import ParsePool
-from jobs.poll import PollConfig, PollReport, Progress, poll_sources
-from jobs.public_only import PublicOnly
 from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
 from jobs.weekly import WeeklyConfig
 from storage.clock import utcnow
@@ -36,6 +32,12 @@ from storage.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from bot.metrics import Metrics
+
+    # Fetching (aiohttp, feedparser, the parser pool) is imported by `open_app(fetching=True)`
+    # only: it is a third of the start-up of a command that only reads the database.
+    from jobs.fetch import Fetcher
+    from jobs.parse_pool import ParsePool
+    from jobs.poll import PollConfig, PollReport, Progress
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class App:
 
     @property
     def poll_config(self) -> PollConfig:
+        from jobs.poll import PollConfig
+
         return PollConfig(
             interval=timedelta(minutes=self.settings.poll_interval),
             fulltext_per_poll=self.settings.fulltext_per_poll,
@@ -142,6 +146,10 @@ async def open_app(
                 "sources seeded", extra={"file": str(settings.sources_file), "added": len(added)}
             )
         if fetching:
+            from jobs.fetch import open_fetcher
+            from jobs.parse_pool import ParsePool
+            from jobs.public_only import PublicOnly
+
             # Chat-added sources go through the public-only policy unless the operator allows
             # private addresses; nothing else configures it.
             public_only = None if settings.allow_private_sources else PublicOnly()
@@ -198,6 +206,8 @@ async def _openai(
 async def poll_once(
     app: App, *, force: bool = False, progress: Progress | None = None
 ) -> PollReport:
+    from jobs.poll import poll_sources
+
     fetcher, parser = app.require_fetching()
     started = time.monotonic()
     report = await poll_sources(

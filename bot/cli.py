@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -17,11 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from bot.config import Settings, SettingsError, load_settings
-from bot.logs import configure_logging
+if TYPE_CHECKING:
+    # Settings (pydantic) and everything behind a command load when that command runs, not
+    # when `ainews --help` or a typo is answered.
+    from bot.config import Settings
 
 if TYPE_CHECKING:
     from jobs.weekly_model import IsoWeek
@@ -47,6 +48,9 @@ class OutputFormat(StrEnum):
 
 
 def settings_or_exit(**overrides: Any) -> Settings:
+    from bot.config import SettingsError, load_settings
+    from bot.logs import configure_logging
+
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
@@ -63,25 +67,20 @@ def run(coro: Coroutine[Any, Any, T], settings: Settings | None = None) -> T:
     `DATABASE_URL`, a server not started): it is said in one line naming the variable and what
     was tried, password hidden, instead of the driver's two chained tracebacks (kept in the
     debug log)."""
-    import sqlite3
-
-    import psycopg
-    import sqlalchemy.exc
-
-    from bot.publishing.platform import StartupError
-    from bot.sources_file import SourcesFileError
-    from storage.taxonomy import TaxonomyError
-
     try:
         return asyncio.run(coro)
-    except (SourcesFileError, TaxonomyError, StartupError) as exc:
+    except _raised_by(
+        ("bot.sources_file", "SourcesFileError"),
+        ("storage.taxonomy", "TaxonomyError"),
+        ("bot.publishing.platform", "StartupError"),
+    ) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
-    except (
-        sqlalchemy.exc.OperationalError,
-        sqlalchemy.exc.InterfaceError,
-        psycopg.OperationalError,
-        sqlite3.OperationalError,
+    except _raised_by(
+        ("sqlalchemy.exc", "OperationalError"),
+        ("sqlalchemy.exc", "InterfaceError"),
+        ("psycopg", "OperationalError"),
+        ("sqlite3", "OperationalError"),
     ) as exc:
         if settings is None:
             raise
@@ -98,6 +97,14 @@ def run(coro: Coroutine[Any, Any, T], settings: Settings | None = None) -> T:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
+
+
+def _raised_by(*names: tuple[str, str]) -> tuple[type[BaseException], ...]:
+    """The named exception classes of the modules that are loaded: a module never imported
+    raised nothing, and importing psycopg only to name its error costs a SQLite command 0.2 s."""
+    return tuple(
+        getattr(sys.modules[module], name) for module, name in names if module in sys.modules
+    )
 
 
 def _on_sqlite_path(url: str, filename: object) -> bool:
@@ -150,6 +157,14 @@ def _first_line(exc: BaseException) -> str:
 @contextmanager
 def progress_bar(label: str, total: int | None) -> Iterator[Callable[[], None]]:
     """A progress bar on stderr (hidden when stderr is not a terminal); yields `advance`."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -519,6 +534,8 @@ def sources_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
                 }
                 for h in await app.db.run(sources_health, now=app.clock())
             ]
+
+    from rich.table import Table
 
     rows = run(main(), settings)
     if as_json:

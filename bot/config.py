@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobs.spend import DEFAULT_PRICES, Price
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout: tests and benches only
+# The bundled defaults, a real directory in the checkout and in an installed (unpacked) wheel.
+DEFAULTS_DIR = Path(str(files("bot.defaults")))
 DEFAULT_VAR_DIR = Path("var")
 
 
@@ -75,11 +85,9 @@ class Settings(BaseSettings):
 
     shutdown_grace: float = Field(default=10.0, ge=0, le=600, alias="AINEWS_SHUTDOWN_GRACE")
 
-    sources_file: Path = Field(
-        default=PROJECT_ROOT / "config" / "sources.toml", alias="AINEWS_SOURCES_FILE"
-    )
+    sources_file: Path = Field(default=DEFAULTS_DIR / "sources.toml", alias="AINEWS_SOURCES_FILE")
     categories_file: Path = Field(
-        default=PROJECT_ROOT / "config" / "categories.toml", alias="AINEWS_CATEGORIES_FILE"
+        default=DEFAULTS_DIR / "categories.toml", alias="AINEWS_CATEGORIES_FILE"
     )
     tiktoken_cache_dir: Path | None = Field(default=None, alias="TIKTOKEN_CACHE_DIR")
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
@@ -221,6 +229,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("sources_file", "categories_file", mode="before")
+    @classmethod
+    def _empty_is_bundled(cls, value: object, info: ValidationInfo) -> object:
+        """Empty, as `.env.example` has it, means the file shipped in `bot/defaults/`."""
+        if value == "" and info.field_name is not None:
+            return cls.model_fields[info.field_name].default
+        return value
 
     @model_validator(mode="after")
     def _consistent_slack(self) -> Settings:

@@ -1,4 +1,5 @@
-"""The operator's source list: `config/sources.toml` and OPML import/export."""
+"""The operator's source list: `bot/defaults/sources.toml` (or AINEWS_SOURCES_FILE) and OPML
+import/export."""
 
 from __future__ import annotations
 

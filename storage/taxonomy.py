@@ -1,5 +1,6 @@
-"""The category list: configuration (config/categories.toml), not code. Storage owns it because
-summaries and subscriptions store its slugs; every layer reads the same instance."""
+"""The category list: configuration (bot/defaults/categories.toml, or AINEWS_CATEGORIES_FILE),
+not code. Storage owns it because summaries and subscriptions store its slugs; every layer reads
+the same instance."""
 
 from __future__ import annotations
 

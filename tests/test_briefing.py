@@ -60,9 +60,9 @@ def check_markdown_format(markdown: str, taxonomy: Taxonomy) -> list[str]:
 
 @pytest.fixture(scope="module")
 def taxonomy() -> Taxonomy:
-    from bot.config import PROJECT_ROOT
+    from bot.config import DEFAULTS_DIR
 
-    return Taxonomy.load(PROJECT_ROOT / "config" / "categories.toml")
+    return Taxonomy.load(DEFAULTS_DIR / "categories.toml")
 
 
 def test_window_is_the_24_hours_before_the_briefing_time_in_the_zone() -> None:
