@@ -71,16 +71,23 @@ def claim_briefing(
     posters dying, or a lease shorter than the pause between two posts."""
     now = utcnow()
     table = Briefing.__table__  # type: ignore[attr-defined]
-    inserted = session.execute(
-        insert_or_ignore(session, table).values(
-            kind=kind,
-            day=day,
-            destination=destination,
-            status="claimed",
-            payload=payload,
-            claimed_at=now,
-        )
-    ).rowcount  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING, which
+    # read as "inserted" let every process claim a briefing already claimed or posted.
+    inserted = (
+        session.execute(
+            insert_or_ignore(session, table)
+            .values(
+                kind=kind,
+                day=day,
+                destination=destination,
+                status="claimed",
+                payload=payload,
+                claimed_at=now,
+            )
+            .returning(table.c.id)
+        ).first()
+        is not None
+    )
     briefing = session.exec(
         select(Briefing).where(
             Briefing.kind == kind, Briefing.day == day, Briefing.destination == destination

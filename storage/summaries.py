@@ -37,8 +37,13 @@ def save_summary(
     `ainews stats` never counts the loser of a race."""
     table = Summary.__table__  # type: ignore[attr-defined]
     values = summary.model_dump(exclude={"id"})
-    result = session.execute(insert_or_ignore(session, table).values(**values))
-    stored = bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount, which psycopg reports as -1 for INSERT … ON CONFLICT DO NOTHING.
+    stored = (
+        session.execute(
+            insert_or_ignore(session, table).values(**values).returning(table.c.id)
+        ).first()
+        is not None
+    )
     if stored:  # searchable with its Japanese summary from now on, in the same transaction
         index_articles(session=session, article_ids=[summary.article_id])
         if outcome is not None:

@@ -272,3 +272,34 @@ def test_budget_row_counts_usage_recorded_before_it_existed(database_url: str) -
         assert db.call(reserve_tokens, day=DAY, tokens=300, limit=1_500)
     finally:
         db.dispose()
+
+
+def test_a_briefing_is_claimed_by_one_process_and_never_again_once_posted(
+    database_url: str,
+) -> None:
+    """The per-destination claim, on both backends: a second claimant is refused while the
+    first holds it, and nobody gets it once it is posted (on PostgreSQL the driver's rowcount
+    for INSERT … ON CONFLICT is -1, which once read as "inserted" for every claimant)."""
+    from storage.briefings import claim_briefing, mark_posted
+
+    db = Database(database_url)
+    try:
+        first = db.call(
+            claim_briefing, day=DAY, destination="slack:C1", payload={}, lease_seconds=300
+        )
+        assert first is not None
+        second = db.call(
+            claim_briefing, day=DAY, destination="slack:C1", payload={}, lease_seconds=300
+        )
+        assert second is None  # held by a live poster
+        db.call(mark_posted, briefing_id=first.id, parent_ref="1.0")
+        after = db.call(
+            claim_briefing, day=DAY, destination="slack:C1", payload={}, lease_seconds=0
+        )
+        assert after is None  # posted: never claimed again, however old the claim
+        other = db.call(
+            claim_briefing, day=DAY, destination="discord:2", payload={}, lease_seconds=300
+        )
+        assert other is not None and other.id != first.id
+    finally:
+        db.dispose()
