@@ -21,6 +21,7 @@ from handlers.context import HandlerContext
 from jobs.briefing import BriefingConfig, build_briefing
 from jobs.briefing_model import Briefing
 from jobs.llm import LLM
+from jobs.retention import RetentionConfig
 from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
 from jobs.weekly import WeeklyConfig
 from storage.clock import utcnow
@@ -88,6 +89,13 @@ class App:
             briefing_time=self.settings.briefing_time,
             size=self.settings.briefing_size,
             max_output_tokens=self.settings.max_output_tokens,
+        )
+
+    @property
+    def retention_config(self) -> RetentionConfig:
+        return RetentionConfig(
+            body_days=self.settings.retention_days,
+            summary_days=self.settings.summary_retention_days,
         )
 
     @property

@@ -492,6 +492,29 @@ def reindex_command() -> None:
     err.print(f"indexed {run(main(), settings)} articles")
 
 
+@cli.command("retention")
+def retention_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Empty article bodies older than AINEWS_RETENTION_DAYS, delete articles (with their
+    summaries) older than AINEWS_SUMMARY_RETENTION_DAYS."""
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        from bot.app import open_app
+        from jobs.retention import apply_retention
+
+        async with open_app(settings) as app:
+            pruned = await apply_retention(db=app.db, now=app.clock(), config=app.retention_config)
+        if as_json:
+            return json.dumps({"bodies": pruned.bodies, "articles": pruned.articles})
+        return (
+            f"emptied {pruned.bodies} bodies older than {settings.retention_days} days, "
+            f"deleted {pruned.articles} articles older than "
+            f"{settings.summary_retention_days} days"
+        )
+
+    typer.echo(run(main(), settings))
+
+
 @cli.command("stats")
 def stats_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Tokens, estimated cost and summary outcomes: today, this week, this month."""

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     daily_token_budget: int = Field(default=500_000, ge=0, alias="AINEWS_DAILY_TOKEN_BUDGET")
 
     shutdown_grace: float = Field(default=10.0, ge=0, le=600, alias="AINEWS_SHUTDOWN_GRACE")
+    # Article bodies are emptied after retention_days; articles with their summaries are
+    # deleted after summary_retention_days, which must be at least as long.
+    retention_days: int = Field(default=365, ge=1, le=36500, alias="AINEWS_RETENTION_DAYS")
+    summary_retention_days: int = Field(
+        default=1095, ge=1, le=36500, alias="AINEWS_SUMMARY_RETENTION_DAYS"
+    )
 
     sources_file: Path = Field(default=DEFAULTS_DIR / "sources.toml", alias="AINEWS_SOURCES_FILE")
     categories_file: Path = Field(
@@ -237,6 +243,15 @@ class Settings(BaseSettings):
         if value == "" and info.field_name is not None:
             return cls.model_fields[info.field_name].default
         return value
+
+    @model_validator(mode="after")
+    def _summaries_outlive_bodies(self) -> Settings:
+        if self.summary_retention_days < self.retention_days:
+            raise ValueError(
+                "AINEWS_SUMMARY_RETENTION_DAYS: must be at least AINEWS_RETENTION_DAYS "
+                f"({self.retention_days}): summaries are kept longer than bodies"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent_slack(self) -> Settings:

@@ -10,6 +10,11 @@
 - the weekly report of the last complete ISO week at AINEWS_WEEKLY_DAY AINEWS_WEEKLY_TIME
   (default Monday 09:00), published the same way, once per destination and week;
 - DM bundles for every platform, every AINEWS_DM_INTERVAL minutes or after the briefing;
+- retention at 04:00 local: bodies older than AINEWS_RETENTION_DAYS emptied, articles older
+  than AINEWS_SUMMARY_RETENTION_DAYS deleted with their summaries;
+- with several processes on one database, all poll and summarise (each source and article
+  claimed by one), but posting — briefing, weekly report, DMs, announcements — runs on the one
+  holding the poster role (`bot/publishing/poster.py`), renewed every 15 s;
 - SIGINT/SIGTERM: the platforms stop taking commands first, then every tracked task — jobs and
   the answers of commands already acked — gets AINEWS_SHUTDOWN_GRACE seconds, then is
   cancelled. Every database write is one transaction, so nothing is half-written.
@@ -24,6 +29,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -37,7 +43,9 @@ from bot.publishing.destinations import Destinations
 from bot.publishing.notices import SourceAnnouncer
 from bot.publishing.platform import Platform
 from bot.publishing.ports import Publisher
+from bot.publishing.poster import RENEW_EVERY, PosterRole
 from jobs.daily import build_and_store, latest_complete_day
+from jobs.retention import apply_retention
 from jobs.weekly import build_and_store_weekly, last_complete_week
 from storage.replies import prune_replies
 
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 
 BRIEFING_GRACE = timedelta(hours=3)
 REPLY_BUTTONS_LAST = timedelta(days=7)
+# Retention runs daily at this local time, when nothing else is scheduled.
+RETENTION_AT = dtime(4, 0)
 
 
 class JobRunner:
@@ -168,12 +178,30 @@ async def run_bot(
     platforms = build_platforms(app, core, runner)
     destinations = destinations_for(app, platforms)
     announcer = announcer_for(app, platforms)
+    poster = PosterRole(
+        app.db,
+        owner=app.instance,
+        clock=app.clock,
+        on_takeover=app.metrics.takeover_recorder("poster"),
+    )
     pipeline = asyncio.Lock()  # the briefing's own poll waits for a running one, not races it
+
+    def poster_only(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Scheduled posting runs on the process holding the poster role; the others skip."""
+
+        async def run_if_poster() -> None:
+            if await poster.renew():
+                await job()
+            else:
+                log.info("not the poster: skipped", extra={"job": job.__name__})
+
+        return run_if_poster
 
     async def poll_and_summarize() -> None:
         async with pipeline:
             await poll_once(app)
-            await announcer.announce()
+            if poster.held:
+                await announcer.announce()
             await summarize_pending(app)
 
     async def daily_briefing() -> None:
@@ -211,7 +239,7 @@ async def run_bot(
         misfire_grace_time=60,
     )
     scheduler.add_job(
-        runner.wrap("briefing", daily_briefing),
+        runner.wrap("briefing", poster_only(daily_briefing)),
         CronTrigger(
             hour=settings.briefing_time.hour,
             minute=settings.briefing_time.minute,
@@ -223,7 +251,7 @@ async def run_bot(
         misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
     )
     scheduler.add_job(
-        runner.wrap("weekly", weekly_report),
+        runner.wrap("weekly", poster_only(weekly_report)),
         CronTrigger(
             day_of_week=settings.weekly_day,
             hour=settings.weekly_time.hour,
@@ -237,7 +265,7 @@ async def run_bot(
     )
     if platforms and settings.dm_schedule == "immediate":
         scheduler.add_job(
-            runner.wrap("direct-messages", direct_messages),
+            runner.wrap("direct-messages", poster_only(direct_messages)),
             IntervalTrigger(minutes=settings.dm_interval, timezone=settings.tz),
             id="direct-messages",
             coalesce=True,
@@ -249,12 +277,39 @@ async def run_bot(
     catch_up = {"misfire_grace_time": int(BRIEFING_GRACE.total_seconds())}
     if _missed_todays_briefing(app):
         scheduler.add_job(
-            runner.wrap("briefing-catch-up", daily_briefing), id="catch-up", **catch_up
+            runner.wrap("briefing-catch-up", poster_only(daily_briefing)),
+            id="catch-up",
+            **catch_up,
         )
     if _missed_this_weeks_report(app):
         scheduler.add_job(
-            runner.wrap("weekly-catch-up", weekly_report), id="weekly-catch-up", **catch_up
+            runner.wrap("weekly-catch-up", poster_only(weekly_report)),
+            id="weekly-catch-up",
+            **catch_up,
         )
+
+    async def retention() -> None:
+        await apply_retention(db=app.db, now=app.clock(), config=app.retention_config)
+
+    scheduler.add_job(
+        runner.wrap("retention", poster_only(retention)),
+        CronTrigger(hour=RETENTION_AT.hour, minute=RETENTION_AT.minute, timezone=settings.tz),
+        id="retention",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
+    )
+
+    async def keep_poster_role() -> None:
+        await poster.renew()
+
+    scheduler.add_job(
+        runner.wrap("poster-role", keep_poster_role),
+        IntervalTrigger(seconds=RENEW_EVERY.total_seconds(), timezone=settings.tz),
+        id="poster-role",
+        coalesce=True,
+        max_instances=1,
+    )
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -266,6 +321,7 @@ async def run_bot(
             started.append(platform)
         if ready is not None:
             ready(platforms)
+        await poster.renew()  # before the catch-ups, which run at once
         scheduler.start()
         # Everything built so far lives as long as the process: moved out of the collector's
         # view, a full collection no longer stops the event loop for a hundred milliseconds.
@@ -292,6 +348,7 @@ async def run_bot(
         await runner.drain(settings.shutdown_grace)
         if scheduler.running:
             scheduler.shutdown(wait=False)
+        await poster.release()
         for platform in reversed(started):
             await platform.intake.close()
         for sig in (signal.SIGINT, signal.SIGTERM):

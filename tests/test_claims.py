@@ -303,3 +303,29 @@ def test_a_briefing_is_claimed_by_one_process_and_never_again_once_posted(
         assert other is not None and other.id != first.id
     finally:
         db.dispose()
+
+
+async def test_one_process_holds_the_poster_role_and_another_takes_it_over(
+    database_url: str,
+) -> None:
+    from bot.publishing.poster import TTL, PosterRole
+
+    now = [NOW]
+    db = Database(database_url)
+    takeovers: list[str] = []
+    try:
+        a = PosterRole(db, owner="a", clock=lambda: now[0])
+        b = PosterRole(
+            db, owner="b", clock=lambda: now[0], on_takeover=lambda: takeovers.append("b")
+        )
+        assert await a.renew() and not await b.renew()
+        now[0] += TTL / 2
+        assert await a.renew() and not await b.renew()  # renewed in time: still a's
+        now[0] += TTL * 2  # a died: nobody renewed for two TTLs
+        assert await b.renew() and b.held and takeovers == ["b"]
+        assert not await a.renew() and not a.held  # back from a pause: it is b's now
+        await b.release()
+        assert await a.renew()  # given up at shutdown: taken at once, no takeover counted
+        assert takeovers == ["b"]
+    finally:
+        db.dispose()
