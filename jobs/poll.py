@@ -29,7 +29,7 @@ from storage.articles import (
     set_story_ids,
     waiting_pages,
 )
-from storage.claims import claim_due_sources
+from storage.claims import claim_due_sources, release_sources
 from storage.clock import utcnow
 from storage.db import Database
 from storage.models import Source
@@ -175,7 +175,18 @@ async def poll_sources(
         if on_source_done is not None:
             on_source_done()
 
-    await asyncio.gather(*(one(s) for s in sources))
+    try:
+        await asyncio.gather(*(one(s) for s in sources))
+    except BaseException:
+        # Stopped (SIGTERM past the grace period): what was polled is recorded, and the
+        # claims of the rest are given back, so another process polls them now rather than
+        # after the lease; finished even as the task is being cancelled.
+        done = {state.source_id for state in states}
+        await db.run_to_the_end(record_poll_states, states=list(states))
+        await db.run_to_the_end(
+            release_sources, owner=owner, ids=[i for i in claimed.ids if i not in done]
+        )
+        raise
     report.new = len(new_ids)
     await db.run(record_poll_states, states=states)
     if new_ids:

@@ -206,9 +206,7 @@ class Summarizer:
             finally:
                 # Summarised articles are not pending any more; the rest (a run stopped or
                 # failed mid-batch) go back at once instead of when the lease ends.
-                await asyncio.shield(
-                    self.db.run(release_articles, owner=self.owner, ids=claimed.ids)
-                )
+                await self.db.run_to_the_end(release_articles, owner=self.owner, ids=claimed.ids)
         await self._resummarize(report)
         log.info("summarize finished", extra=report.as_dict())
         return report

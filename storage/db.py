@@ -86,6 +86,24 @@ class Database:
         """Run `fn(session=…, **kwargs)` in a worker thread in its own transaction."""
         return await asyncio.to_thread(self.call, fn, **kwargs)
 
+    async def run_to_the_end(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """`run`, finished even when the caller is being cancelled: the clean-up of a job
+        stopped at shutdown (recording what it did, giving its claims back). A cancellation
+        that arrives meanwhile is re-raised once the work is done."""
+        work = asyncio.ensure_future(self.run(fn, **kwargs))
+        cancelled = False
+        while True:
+            try:
+                result = await asyncio.shield(work)
+                break
+            except asyncio.CancelledError:
+                if work.done():
+                    raise
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -393,3 +393,34 @@ async def test_a_failed_page_keeps_the_teaser_and_lets_the_article_be_summarised
     assert states["Episode 2"] == ("failed", "Episode 2, listen now…")
     assert states["Episode 1"][0] == "fetched"
     assert (await summarize_pending(app)).total == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_stopped_poll_records_what_it_polled_and_gives_back_the_rest(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """SIGTERM past the grace period cancels a poll mid-way: the sources already polled keep
+    their outcome, and the claim of the one still in flight is released at once, so another
+    process (or the next start) polls it without waiting for the lease to run out."""
+    import asyncio
+
+    database = {}
+    if backend == "postgresql":
+        database["DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    settings = make_settings(tmp_path, AINEWS_FETCH_TIMEOUT=60.0, **database)
+    feed_server.add("/ja.xml", feed_bytes("rss2_ja.xml"))
+    feed_server.slow("/hangs.xml", feed_bytes("rss2_ja.xml"), delay=60)
+    async with open_app(settings, fetching=True) as app:
+        await add_feeds(app, feed_server, "/ja.xml", "/hangs.xml")
+        poll = asyncio.create_task(poll_once(app))
+        async with asyncio.timeout(30):  # the fast feed stored, the slow one asked for
+            while not articles(app) or all(c.path != "/hangs.xml" for c in feed_server.calls):
+                await asyncio.sleep(0.02)
+        poll.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await poll
+        state = sources(app)
+    # The fast feed's outcome is recorded if it was in hand (else its claim is given back).
+    assert all(s.claimed_by is None and s.claimed_until is None for s in state.values())
+    assert state["hangs.xml"].last_polled_at is None  # never answered
+    assert "/hangs.xml" in feed_server.disconnects  # the request was abandoned, not finished
