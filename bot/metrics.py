@@ -121,6 +121,8 @@ class Metrics:
         self.feed_not_modified.inc(report.not_modified)
         self.feed_failures.inc(report.failed)
         self.new_articles.inc(report.new)
+        if report.claims_taken_over:  # sources a dead process had claimed, polled by this one
+            self.claim_takeovers.labels(claim="source").inc(report.claims_taken_over)
 
     def record_summaries(self, report: SummarizeReport) -> None:
         for method, count in (
