@@ -201,15 +201,20 @@ def briefing_parent_embed(briefing: Briefing) -> discord.Embed:
     return embed
 
 
+def _embed_title(prefix: str, title: str) -> tuple[str, list[str]]:
+    """An item's embed title, and the lines that open its description: the whole title in
+    bold when it is too long for an embed title (which is then shortened)."""
+    full = f"{prefix}{escape(one_line(title))}"
+    if size(full) <= MAX_TITLE:
+        return full, []
+    return _short_title(prefix, title), [f"**{escape(one_line(title))}**", ""]
+
+
 def briefing_item_embeds(item: BriefingItem, heading: str) -> list[discord.Embed]:
     """One item, normally one embed. A description over 4096 characters continues in further
     embeds (same colour, no title; `pack_embeds` keeps them together); the footer with the
     section, the source and the importance goes on the last one, under the whole text."""
-    title = f"{item.number}. {escape(one_line(item.title))}"
-    lines: list[str] = []
-    if size(title) > MAX_TITLE:
-        lines += [f"**{escape(one_line(item.title))}**", ""]
-        title = _short_title(f"{item.number}. ", item.title)
+    title, lines = _embed_title(f"{item.number}. ", item.title)
     mark = AUTOMATIC if item.automatic else ""
     lines += [
         f"**概要**: {escape(item.overview)}{mark}",
@@ -330,11 +335,7 @@ def weekly_parent_embed(report: WeeklyReport) -> discord.Embed:
 
 def weekly_item_embeds(item: WeeklyItem) -> list[discord.Embed]:
     """One of the week's items, normally one embed (continued like `briefing_item_embeds`)."""
-    title = f"{item.ref} {escape(one_line(item.title))}"
-    lines: list[str] = []
-    if size(title) > MAX_TITLE:
-        lines += [f"**{escape(one_line(item.title))}**", ""]
-        title = _short_title(f"{item.ref} ", item.title)
+    title, lines = _embed_title(f"{item.ref} ", item.title)
     mark = AUTOMATIC if item.automatic else ""
     lines += [
         f"**概要**: {escape(item.overview)}{mark}",
