@@ -228,88 +228,47 @@ async def run_bot(
             sent = await platform.fanout.send()
             app.metrics.record_post(platform.name, "dm", count=sent)
 
-    scheduler = AsyncIOScheduler(timezone=settings.tz)
-    scheduler.add_job(
-        runner.wrap("poll", poll_and_summarize),
-        IntervalTrigger(minutes=settings.poll_interval, timezone=settings.tz),
-        id="poll",
-        next_run_time=datetime.now(settings.tz),
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=60,
-    )
-    scheduler.add_job(
-        runner.wrap("briefing", poster_only(daily_briefing)),
-        CronTrigger(
-            hour=settings.briefing_time.hour,
-            minute=settings.briefing_time.minute,
-            timezone=settings.tz,
-        ),
-        id="briefing",
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
-    )
-    scheduler.add_job(
-        runner.wrap("weekly", poster_only(weekly_report)),
-        CronTrigger(
-            day_of_week=settings.weekly_day,
-            hour=settings.weekly_time.hour,
-            minute=settings.weekly_time.minute,
-            timezone=settings.tz,
-        ),
-        id="weekly",
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
-    )
-    if platforms and settings.dm_schedule == "immediate":
-        scheduler.add_job(
-            runner.wrap("direct-messages", poster_only(direct_messages)),
-            IntervalTrigger(minutes=settings.dm_interval, timezone=settings.tz),
-            id="direct-messages",
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=60,
-        )
-    # A catch-up runs "now"; APScheduler's default one-second misfire grace would drop it
-    # whenever the loop is busy at start-up (platforms connecting), so it gets the same grace.
-    catch_up = {"misfire_grace_time": int(BRIEFING_GRACE.total_seconds())}
-    if _missed_todays_briefing(app):
-        scheduler.add_job(
-            runner.wrap("briefing-catch-up", poster_only(daily_briefing)),
-            id="catch-up",
-            **catch_up,
-        )
-    if _missed_this_weeks_report(app):
-        scheduler.add_job(
-            runner.wrap("weekly-catch-up", poster_only(weekly_report)),
-            id="weekly-catch-up",
-            **catch_up,
-        )
-
     async def retention() -> None:
         await apply_retention(db=app.db, now=app.clock(), config=app.retention_config)
-
-    scheduler.add_job(
-        runner.wrap("retention", poster_only(retention)),
-        CronTrigger(hour=RETENTION_AT.hour, minute=RETENTION_AT.minute, timezone=settings.tz),
-        id="retention",
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=int(BRIEFING_GRACE.total_seconds()),
-    )
 
     async def keep_poster_role() -> None:
         await poster.renew()
 
-    scheduler.add_job(
-        runner.wrap("poster-role", keep_poster_role),
-        IntervalTrigger(seconds=RENEW_EVERY.total_seconds(), timezone=settings.tz),
-        id="poster-role",
-        coalesce=True,
-        max_instances=1,
+    scheduler = AsyncIOScheduler(timezone=settings.tz)
+    late = int(BRIEFING_GRACE.total_seconds())
+
+    def schedule(
+        name: str, job: Callable[[], Awaitable[None]], trigger: Any, *, grace: int, **extra: Any
+    ) -> None:
+        """One instance at a time, runs that fell behind coalesced into one; `grace`: how late
+        a run may start and still run."""
+        scheduler.add_job(
+            runner.wrap(name, job), trigger, id=name, coalesce=True, max_instances=1,
+            misfire_grace_time=grace, **extra,
+        )  # fmt: skip
+
+    def daily_at(at: dtime, **day: Any) -> CronTrigger:
+        return CronTrigger(hour=at.hour, minute=at.minute, timezone=settings.tz, **day)
+
+    every_poll = IntervalTrigger(minutes=settings.poll_interval, timezone=settings.tz)
+    schedule(
+        "poll", poll_and_summarize, every_poll, grace=60, next_run_time=datetime.now(settings.tz)
     )
+    schedule("briefing", poster_only(daily_briefing), daily_at(settings.briefing_time), grace=late)
+    weekly_at = daily_at(settings.weekly_time, day_of_week=settings.weekly_day)
+    schedule("weekly", poster_only(weekly_report), weekly_at, grace=late)
+    if platforms and settings.dm_schedule == "immediate":
+        every_dm = IntervalTrigger(minutes=settings.dm_interval, timezone=settings.tz)
+        schedule("direct-messages", poster_only(direct_messages), every_dm, grace=60)
+    schedule("retention", poster_only(retention), daily_at(RETENTION_AT), grace=late)
+    every_renewal = IntervalTrigger(seconds=RENEW_EVERY.total_seconds(), timezone=settings.tz)
+    schedule("poster-role", keep_poster_role, every_renewal, grace=1)
+    # A catch-up runs "now" (no trigger); APScheduler's default one-second misfire grace
+    # would drop it whenever the loop is busy at start-up (platforms connecting).
+    if _missed_todays_briefing(app):
+        schedule("briefing-catch-up", poster_only(daily_briefing), None, grace=late)
+    if _missed_this_weeks_report(app):
+        schedule("weekly-catch-up", poster_only(weekly_report), None, grace=late)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
