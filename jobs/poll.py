@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import FIRST_COMPLETED
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from storage.articles import (
     set_story_ids,
     waiting_pages,
 )
-from storage.claims import claim_due_sources, release_sources
+from storage.claims import claim_due_sources, host_of, release_hosts, release_sources
 from storage.clock import utcnow
 from storage.db import Database
 from storage.models import Source
@@ -48,6 +49,10 @@ RECOVERY_NOTICE_AFTER = 3
 # Article pages requested at once from one source: on top of the connector's per-host limit,
 # a publisher sees at most this many of our page requests in flight.
 PAGES_AT_ONCE = 2
+# Sources claimed at a time, and chunks polled at once: processes sharing a database take
+# turns by chunk; two in flight keep the fetcher busy while one chunk waits for its slowest.
+CLAIM_CHUNK = 200
+CHUNKS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class PollConfig:
     interval: timedelta
     max_backoff: timedelta = MAX_BACKOFF
     fulltext_per_poll: int = FULLTEXT_PER_POLL
+    claim_chunk: int = CLAIM_CHUNK
     disable_after_failures: int = DISABLE_AFTER_FAILURES
     disable_after: timedelta | None = DISABLE_AFTER
 
@@ -137,19 +143,17 @@ async def poll_sources(
     fetched only after every feed has been polled, so a slow publisher's pages never delay
     another source's feed. `clock` is "now": due times, first-seen dates, back-off.
 
-    The sources are claimed for `owner` first (`storage.claims`), so processes sharing the
-    database poll each source once per interval; each outcome recorded ends its claim, and a
-    claim of a process that died mid-poll expires after one interval."""
+    The sources are claimed for `owner` a few hosts at a time (`storage.claims`), at most
+    `CHUNKS_IN_FLIGHT` chunks of about `config.claim_chunk` sources in flight, so processes
+    sharing the database share the work and poll each source once per interval. A chunk's
+    outcomes are recorded as soon as it is done, which ends its claims and gives its hosts
+    back; a process that died mid-poll leaves claims that expire after one interval."""
     now = clock()
-    claimed = await db.run(
-        claim_due_sources, owner=owner, now=now, lease=config.interval, force=force
-    )
-    if claimed.taken_over:
-        log.warning("took over expired poll claims", extra={"sources": claimed.taken_over})
-    rows = await db.run(sources_with_ids, ids=claimed.ids) if claimed.ids else []
-    sources = [_SourceRef.of(s) for s in rows]
-    report = PollReport(sources=len(sources), claims_taken_over=claimed.taken_over)
+    report = PollReport()
+    sources: list[_SourceRef] = []
+    claimed_ids: list[int] = []
     states: list[PollState] = []
+    recorded: set[int] = set()
     new_ids: list[int] = []
 
     async def one(source: _SourceRef) -> None:
@@ -175,20 +179,67 @@ async def poll_sources(
         if on_source_done is not None:
             on_source_done()
 
+    async def claim_chunk() -> list[_SourceRef]:
+        claimed = await db.run(
+            claim_due_sources,
+            owner=owner,
+            now=now,
+            lease=config.interval,
+            force=force,
+            limit=config.claim_chunk,
+        )
+        if claimed.taken_over:
+            log.warning("took over expired poll claims", extra={"sources": claimed.taken_over})
+        report.claims_taken_over += claimed.taken_over
+        claimed_ids.extend(claimed.ids)
+        rows = await db.run(sources_with_ids, ids=claimed.ids) if claimed.ids else []
+        chunk = [_SourceRef.of(s) for s in rows]
+        sources.extend(chunk)
+        return chunk
+
+    async def record(chunk: list[_SourceRef] | None, *, to_the_end: bool = False) -> None:
+        """Record the outcomes in hand (of `chunk`, or all) and give their hosts back, with
+        the time a host asked us (Retry-After) to wait until, if one did."""
+        mine = {s.id for s in chunk} if chunk is not None else {s.id for s in sources}
+        done = [st for st in states if st.source_id in mine and st.source_id not in recorded]
+        recorded.update(st.source_id for st in done)
+        host_of_source = {s.id: host_of(s.url) for s in sources if s.id in mine}
+        hosts: dict[str, datetime | None] = dict.fromkeys(host_of_source.values())
+        for state in done:
+            if state.host_retry_at is not None:
+                host = host_of_source[state.source_id]
+                hosts[host] = max(filter(None, (hosts[host], state.host_retry_at)))
+        run = db.run_to_the_end if to_the_end else db.run
+        await run(record_poll_states, states=done)
+        await run(release_hosts, owner=owner, hosts=hosts, now=clock())
+
+    async def poll_chunk(chunk: list[_SourceRef]) -> None:
+        await asyncio.gather(*(one(s) for s in chunk))
+        await record(chunk)
+
+    in_flight: set[asyncio.Task[None]] = set()
     try:
-        await asyncio.gather(*(one(s) for s in sources))
+        while chunk := await claim_chunk():
+            in_flight.add(asyncio.create_task(poll_chunk(chunk)))
+            if len(in_flight) >= CHUNKS_IN_FLIGHT:
+                done, in_flight = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+        await asyncio.gather(*in_flight)
     except BaseException:
         # Stopped (SIGTERM past the grace period): what was polled is recorded, and the
         # claims of the rest are given back, so another process polls them now rather than
         # after the lease; finished even as the task is being cancelled.
-        done = {state.source_id for state in states}
-        await db.run_to_the_end(record_poll_states, states=list(states))
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        await record(None, to_the_end=True)
         await db.run_to_the_end(
-            release_sources, owner=owner, ids=[i for i in claimed.ids if i not in done]
+            release_sources, owner=owner, ids=[i for i in claimed_ids if i not in recorded]
         )
         raise
+    report.sources = len(sources)
     report.new = len(new_ids)
-    await db.run(record_poll_states, states=states)
     if new_ids:
         await _group_stories(db, parser, sorted(new_ids), since=now - STORY_WINDOW)
     # A source whose feed failed (429, 503, timeouts…) is not sent page requests as well; its
@@ -423,4 +474,5 @@ def _failure(
         error=error,
         failing_since=failing_since,
         disable=disable,
+        host_retry_at=now + timedelta(seconds=retry_after) if retry_after is not None else None,
     )

@@ -2,10 +2,12 @@
 
 A process *claims* rows before working on them: due sources before polling them, pending
 articles before summarising them. A claim is the process's name and an expiry; a process that
-dies leaves claims that expire, and the next claim takes them over. On PostgreSQL the
-candidates are selected `FOR UPDATE SKIP LOCKED`, so processes claiming at once take disjoint
-rows without waiting for each other; the UPDATE then re-checks, in its WHERE, that a row is
-still due and unclaimed, which is what makes the claim safe on SQLite too (where writers are
+dies leaves claims that expire, and the next claim takes them over. Pending articles are selected
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so processes claiming at once take disjoint rows
+without waiting for each other; sources are claimed whole hosts at a time, under a lease per
+host, so that one process polls a host at a time and the per-host connection limit holds for
+all processes together. Either way the UPDATE re-checks, in its WHERE, that a row is still
+due and unclaimed, which is what makes the claim safe on SQLite too (where writers are
 serialised by the database lock).
 
 A *lease* is a named role one process holds at a time (`poster`): acquired when free or
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,6 +30,11 @@ from storage.articles import WAITING
 from storage.clock import ensure_utc
 from storage.models import Article, Lease, Source, Summary
 from storage.sources import is_due
+
+# Lease names: `host:example.com` is held by the process polling that host, or by RETRY_AFTER
+# until the time the host asked us to come back.
+HOST = "host:"
+RETRY_AFTER = "retry-after"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +63,60 @@ def claim_due_sources(
     limit: int | None = None,
 ) -> Claimed:
     """Claim the due, unclaimed sources (all enabled unclaimed ones with `force`) until
-    `now + lease`. The poll records each outcome with `release_sources`' effect (see
-    `storage.sources.record_poll_states`), which also sets the next due time."""
-    candidates = select(Source.id, Source.claimed_until).where(_source_due(now, force))
-    return _claim(
-        session, Source, candidates.order_by(col(Source.id)), _source_due(now, force),
-        owner=owner, until=now + lease, limit=limit,
-    )  # fmt: skip
+    `now + lease`, host by host: a process first takes the lease of each host (`host:NAME`),
+    so that one process at a time polls a host and the per-host connection limit holds for
+    all of them together. A host whose lease another process holds — polling it, or told by
+    it to wait (`release_hosts` with a Retry-After) — is left alone. The poll records each
+    outcome (`storage.sources.record_poll_states`), which ends the source's claim and sets
+    its next due time, then gives the hosts back with `release_hosts`."""
+    # No row locks on the candidates: the host leases serialise the claimants (a second one
+    # waits on a lease row only while the first's claim transaction is open), and the UPDATE
+    # re-checks that each source is still due and unclaimed. On SQLite the SELECT reads
+    # outside the write transaction that the first lease write begins, so another process
+    # may have taken these hosts in between; the second round sees what is left.
+    candidates = select(Source.id, Source.claimed_until, Source.url).where(_source_due(now, force))
+    for _ in range(2):
+        by_host: dict[str, list[tuple[int, datetime | None]]] = {}
+        for source_id, claimed_until, url in session.exec(candidates.order_by(col(Source.id))):
+            if source_id is not None:
+                by_host.setdefault(host_of(url), []).append((source_id, claimed_until))
+        if not by_host:
+            break
+        # Hosts in name order: two processes taking the same hosts' leases lock them in the
+        # same order, so PostgreSQL can never deadlock them. With `limit`, whole hosts are
+        # taken until it is reached.
+        rows: list[tuple[int, datetime | None]] = []
+        for host, host_rows in sorted(by_host.items()):
+            if limit is not None and len(rows) >= limit:
+                break
+            if hold_lease(session=session, name=HOST + host, owner=owner, now=now, ttl=lease).held:
+                rows += host_rows
+        claimed = _claim_rows(session, Source, rows, _source_due(now, force), owner, now + lease)
+        if claimed.ids:
+            return claimed
+    return Claimed([], 0)
+
+
+def release_hosts(
+    *, session: Session, owner: str, hosts: dict[str, datetime | None], now: datetime
+) -> None:
+    """Give back the hosts of a finished poll: free at once, or — for a host that answered
+    429/503 with Retry-After — held by nobody until that time, so no process asks it sooner."""
+    for host, not_before in hosts.items():
+        name = HOST + host
+        if not_before is not None and not_before > now:
+            session.execute(
+                update(Lease)
+                .where(col(Lease.name) == name, col(Lease.owner) == owner)
+                .values(owner=RETRY_AFTER, until=not_before)
+            )
+        else:
+            drop_lease(session=session, name=name, owner=owner)
+
+
+def host_of(url: str) -> str:
+    """What per-host politeness counts as one host: the URL's host name (lower case)."""
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _article_pending(now: datetime) -> ColumnElement[bool]:
@@ -100,20 +155,35 @@ def _claim(
     # another process may have claimed every candidate in between: the UPDATE's re-check
     # then claims none, and the second round (inside the write lock now) sees the truth.
     for _ in range(2):
-        rows = session.exec(candidates).all()
+        rows = [(row[0], row[1]) for row in session.exec(candidates).all()]
         if not rows:
             break
-        expired = {row[0] for row in rows if row[1] is not None}
-        claimed = session.execute(
-            update(model)
-            .where(col(model.id).in_([row[0] for row in rows]), still)
-            .values(claimed_by=owner, claimed_until=until)
-            .returning(col(model.id))
-        ).scalars()
-        ids = sorted(int(i) for i in claimed)
-        if ids:
-            return Claimed(ids, len(expired.intersection(ids)))
+        claimed = _claim_rows(session, model, rows, still, owner, until)
+        if claimed.ids:
+            return claimed
     return Claimed([], 0)
+
+
+def _claim_rows(
+    session: Session,
+    model: type[Source] | type[Article],
+    rows: list[tuple[int, datetime | None]],
+    still: ColumnElement[bool],
+    owner: str,
+    until: datetime,
+) -> Claimed:
+    """Claim these rows (id, claim expiry seen) where `still` holds; counts the takeovers."""
+    if not rows:
+        return Claimed([], 0)
+    expired = {row_id for row_id, claimed_until in rows if claimed_until is not None}
+    claimed = session.execute(
+        update(model)
+        .where(col(model.id).in_([row_id for row_id, _ in rows]), still)
+        .values(claimed_by=owner, claimed_until=until)
+        .returning(col(model.id))
+    ).scalars()
+    ids = sorted(int(i) for i in claimed)
+    return Claimed(ids, len(expired.intersection(ids)))
 
 
 def release_articles(*, session: Session, owner: str, ids: Sequence[int]) -> None:

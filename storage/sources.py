@@ -47,6 +47,9 @@ class PollState:
     failing_since: datetime | None = None
     disable: str | None = None
     recovered_after: int = 0
+    # Until when the server asked us (Retry-After) not to come back: the whole host waits,
+    # in every process (`storage.claims.release_hosts`). Not stored on the source.
+    host_retry_at: datetime | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -114,10 +117,14 @@ def remove_source_by(*, session: Session, url_or_id: str) -> bool:
 
 
 def is_due(now: datetime, *, force: bool = False) -> ColumnElement[bool]:
-    """Enabled, and its next poll time has come (any enabled source when forced)."""
+    """Enabled, and its next poll time has come; forced, any enabled source not polled since
+    `now` (the start of the pass: a pass claiming chunk after chunk polls each source once)."""
     enabled: ColumnElement[bool] = col(Source.enabled).is_(True)
     if force:
-        return enabled
+        return and_(
+            enabled,
+            or_(col(Source.last_polled_at).is_(None), col(Source.last_polled_at) < now),
+        )
     return and_(enabled, or_(col(Source.next_poll_at).is_(None), col(Source.next_poll_at) <= now))
 
 

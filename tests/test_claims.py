@@ -21,6 +21,7 @@ from storage.claims import (
     claim_pending_articles,
     drop_lease,
     hold_lease,
+    release_hosts,
     release_sources,
 )
 from storage.db import Database
@@ -131,7 +132,8 @@ def test_racing_processes_poll_each_due_source_exactly_once(database_url: str) -
     )
     everyone = [i for ids in polled for i in ids]  # type: ignore[attr-defined]
     assert len(everyone) == 120 and len(set(everyone)) == 120  # each once, none missed
-    assert all(polled), "every process got a share of the work"
+    # The work was shared (the split depends on scheduling; one process may come late).
+    assert sum(1 for ids in polled if ids) >= 2  # type: ignore[attr-defined]
 
 
 def test_a_dead_process_claim_expires_and_is_taken_over(database_url: str) -> None:
@@ -149,6 +151,7 @@ def test_a_dead_process_claim_expires_and_is_taken_over(database_url: str) -> No
         again = db.call(claim_due_sources, owner="c", now=later, lease=LEASE)
         assert again.ids == []
         db.call(release_sources, owner="b", ids=[1])  # given back by a stopping process
+        db.call(release_hosts, owner="b", hosts={"feeds0.example": None}, now=later)
         assert db.call(claim_due_sources, owner="c", now=later, lease=LEASE).ids == [1]
         with Session(db.engine) as session:
             owners = {s.id: s.claimed_by for s in session.exec(select(Source))}
@@ -327,5 +330,39 @@ async def test_one_process_holds_the_poster_role_and_another_takes_it_over(
         await b.release()
         assert await a.renew()  # given up at shutdown: taken at once, no takeover counted
         assert takeovers == ["b"]
+    finally:
+        db.dispose()
+
+
+def test_one_process_polls_a_host_and_a_retry_after_holds_it_for_everyone(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        db.call(
+            add_missing_sources,
+            specs=[
+                SourceSpec(url=f"https://{host}/feed{i}", name=f"{host}{i}", category="research")
+                for host in ("big.example", "small.example")
+                for i in range(3)
+            ],
+        )
+        a = db.call(claim_due_sources, owner="a", now=NOW, lease=LEASE, limit=1)
+        b = db.call(claim_due_sources, owner="b", now=NOW, lease=LEASE, limit=1)
+        assert a.ids == [1, 2, 3]  # a whole host, though the limit is one source
+        assert b.ids == [4, 5, 6]  # the other host: big.example is a's while it polls it
+        later = NOW + timedelta(minutes=1)
+        until = later + timedelta(hours=1)
+        db.call(release_sources, owner="a", ids=a.ids)
+        db.call(release_hosts, owner="a", hosts={"big.example": until}, now=later)
+        db.call(release_sources, owner="b", ids=b.ids)
+        db.call(release_hosts, owner="b", hosts={"small.example": None}, now=later)
+        # big.example said Retry-After: an hour. Nobody asks it sooner, forced or not; the
+        # other host is free at once.
+        for owner in ("a", "b"):
+            held = db.call(claim_due_sources, owner=owner, now=later, lease=LEASE, force=True)
+            assert held.ids == ([4, 5, 6] if owner == "a" else [])
+        after = db.call(claim_due_sources, owner="b", now=until + timedelta(seconds=1), lease=LEASE)
+        assert {1, 2, 3} <= set(after.ids)  # an hour on: asked again (a's claims expired too)
     finally:
         db.dispose()
