@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from storage.clock import ensure_utc, utcnow
 from storage.models import Article
-from storage.search.terms import _CJK, ParsedText, Term, normalise
+from storage.search.terms import _CJK, ParsedText, Term, normalise, stem
 
 # Relevance is computed for the newest WINDOW matches only, and the best CANDIDATES of them
 # are ranked in Python; see `_windowed`.
@@ -109,7 +109,9 @@ def _filters(query: SearchQuery, params: dict[str, Any]) -> str:
 
 
 def _fts_term(term: Term) -> str:
-    phrase = '"' + " ".join(term.tokens) + '"'
+    # Tokens are letters, digits and CJK only (terms.py), so quoting them is enough; a `*`
+    # after a phrase makes its last token a prefix.
+    phrase = '"' + " ".join(term.tokens) + '"' + ("*" if term.prefix else "")
     return (
         f"chars : {phrase}" if term.single_char else f"{{title keywords summary body}} : {phrase}"
     )
@@ -146,10 +148,19 @@ def _windowed(recent: str, relevance: str) -> str:
     )
 
 
-def _pg_term(term: Term, index: int, params: dict[str, Any]) -> str:
+def _pg_tsquery(term: Term, index: int, params: dict[str, Any]) -> str:
+    """The term as a tsquery: a phrase of its tokens, the last one a prefix (`:*`) when asked.
+    Tokens are letters, digits and CJK only (terms.py), so quoting each one is enough."""
+    if term.prefix:
+        params[f"t{index}"] = " <-> ".join(f"'{t}'" for t in term.tokens) + ":*"
+        return f"to_tsquery('simple', :t{index})"
     params[f"t{index}"] = " ".join(term.tokens)
+    return f"phraseto_tsquery('simple', :t{index})"
+
+
+def _pg_term(term: Term, index: int, params: dict[str, Any]) -> str:
     column = "x.chars" if term.single_char else "x.document"
-    return f"{column} @@ phraseto_tsquery('simple', :t{index})"
+    return f"{column} @@ {_pg_tsquery(term, index, params)}"
 
 
 def _postgres_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
@@ -159,9 +170,9 @@ def _postgres_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
     condition = "(" + joiner.join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
     for j, term in enumerate(query.text.excluded, start=len(terms)):
         condition += f" AND NOT ({_pg_term(term, j, params)})"
-    word_terms = [f":t{i}" for i, t in enumerate(terms) if not t.single_char]
+    word_terms = [_pg_tsquery(t, i, params) for i, t in enumerate(terms) if not t.single_char]
     if word_terms:
-        rank_query = " || ".join(f"phraseto_tsquery('simple', {p})" for p in word_terms)
+        rank_query = " || ".join(word_terms)
         relevance = f"ts_rank('{PG_WEIGHTS}', recent.document, {rank_query})"
     else:
         relevance = "0.1"
@@ -202,7 +213,19 @@ def _as_datetime(value: Any) -> datetime:
 
 
 def _contains(normal_text: str, term: Term) -> bool:
-    return _pattern(term).search(normal_text) is not None
+    return _find(normal_text, term) >= 0
+
+
+def _find(normal_text: str, term: Term) -> int:
+    """Where the term first reads in normalised text, or -1: a match of `_pattern` whose Latin
+    words stem to the term's tokens (`agents` for `agent`, not `agenda`)."""
+    pattern, stems = _pattern(term)
+    at = 0
+    while (match := pattern.search(normal_text, at)) is not None:
+        if all(stem(match.group(i)) == token for i, token in stems):
+            return match.start()
+        at = match.start() + 1
+    return -1
 
 
 _WORD_CHAR = rf"[^\W_{_CJK}]"  # a letter or digit of a Latin (non-CJK) word
@@ -210,10 +233,13 @@ _CJK_CHAR = re.compile(rf"[{_CJK}]")
 
 
 @functools.lru_cache(maxsize=256)
-def _pattern(term: Term) -> re.Pattern[str]:
-    """Where the term reads in normalised text: CJK bigrams folded back into one run; between
-    pieces any separators, none needed next to CJK (生成AI and 生成 AI are the same tokens, and
-    so are GPT-4o and gpt 4o); a Latin word not inside a longer one (ai is not in said)."""
+def _pattern(term: Term) -> tuple[re.Pattern[str], tuple[tuple[int, str], ...]]:
+    """Where the term may read in normalised text, and the (group, stem) pairs that decide it:
+    CJK bigrams folded back into one run; between pieces any separators, none needed next to
+    CJK (生成AI and 生成 AI are the same tokens, and so are GPT-4o and gpt 4o); a Latin word not
+    inside a longer one (ai is not in said), starting with all but the last letter of its stem
+    (every word with that stem does) and checked against the stem; a prefix only starts the
+    word."""
     pieces: list[str] = []
     for token in term.tokens:
         cjk = _CJK_CHAR.match(token) is not None
@@ -222,6 +248,7 @@ def _pattern(term: Term) -> re.Pattern[str]:
         else:
             pieces.append(token)
     pattern = ""
+    stems: list[tuple[int, str]] = []
     for i, piece in enumerate(pieces):
         latin = _CJK_CHAR.match(piece) is None
         if i:
@@ -229,10 +256,17 @@ def _pattern(term: Term) -> re.Pattern[str]:
             pattern += r"[\W_]+" if latin and after_latin else r"[\W_]*"
         elif latin:
             pattern += rf"(?<!{_WORD_CHAR})"
-        pattern += re.escape(piece)
+        if not latin:
+            pattern += re.escape(piece)
+        elif term.prefix and i == len(pieces) - 1:
+            pattern += re.escape(piece) + f"{_WORD_CHAR}*"
+        else:
+            start = piece[:-1] if len(piece) > 2 else piece
+            pattern += f"({re.escape(start)}{_WORD_CHAR}*)"
+            stems.append((len(stems) + 1, piece))
     if _CJK_CHAR.match(pieces[-1][-1]) is None:
         pattern += rf"(?!{_WORD_CHAR})"
-    return re.compile(pattern)
+    return re.compile(pattern), tuple(stems)
 
 
 def _collapse(ranked: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], int]]:
@@ -293,10 +327,10 @@ def snippet(texts: list[str], terms: tuple[Term, ...]) -> str:
             normal, origin = normalised(original)
             for term in terms:
                 if exact:
-                    match = _pattern(term).search(normal)
-                    at = match.start() if match else -1
+                    at = _find(normal, term)
                 else:
-                    at = normal.find(term.tokens[0])
+                    head = Term(term.tokens[:1], prefix=term.prefix and len(term.tokens) == 1)
+                    at = _find(normal, head)
                 if at >= 0:
                     start = max(0, origin[at] - SNIPPET_CHARS // 3)
                     piece = " ".join(original[start : start + SNIPPET_CHARS].split())
