@@ -61,9 +61,10 @@ from storage.search.query import (
     SearchPage,
     SearchQuery,
     _collapse,
+    _dense,
     _fts_term,
     _hit,
-    _pg_term,
+    _pg_tsquery,
     _postgres_sql,
     _rank,
     _sqlite_sql,
@@ -1293,9 +1294,14 @@ def _matching(query: SearchQuery, postgres: bool) -> tuple[str, str, dict[str, A
     if postgres:
         params: dict[str, Any] = {}
         terms = list(query.text.required)
-        condition = "(" + " AND ".join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
+
+        def pg_term(term: Any, index: int) -> str:
+            column = "x.chars" if term.single_char else "x.document"
+            return f"{column} @@ {_pg_tsquery(term, index, params)}"
+
+        condition = "(" + " AND ".join(pg_term(t, i) for i, t in enumerate(terms)) + ")"
         for j, term in enumerate(query.text.excluded, start=len(terms)):
-            condition += f" AND NOT ({_pg_term(term, j, params)})"
+            condition += f" AND NOT ({pg_term(term, j)})"
         words = [f":t{i}" for i, t in enumerate(terms) if not t.single_char]
         tsquery = " || ".join(f"phraseto_tsquery('simple', {w})" for w in words)
         relevance = f"ts_rank('{PG_WEIGHTS}', x.document, {tsquery})" if words else "0.1"
@@ -1326,11 +1332,17 @@ class Backend:
         query = _query(result.text)
         if not query.text.required:
             return
-        sql, params = (_postgres_sql if self.postgres else _sqlite_sql)(query)
+        if self.postgres:  # as query.search runs it
+            sql, params = _postgres_sql(query, dense=_dense(session, query))
+            session.execute(text("SET enable_seqscan = off"))
+        else:
+            sql, params = _sqlite_sql(query)
         rows, result.sql_ms = timed(lambda: session.execute(text(sql), params).mappings().all())
         result.candidates = len(rows)
         nobody = sql.replace("a.body_text,", "'' AS body_text,", 1)
         _, result.sql_nobody_ms = timed(lambda: session.execute(text(nobody), params).all())
+        if self.postgres:
+            session.execute(text("RESET enable_seqscan"))
         condition, relevance, mparams = _matching(query, self.postgres)
         mparams |= {"limit": CANDIDATES, "window": WINDOW or 10**9}
         base = f"SELECT {self.id} AS id, {relevance} AS r FROM {self.table} WHERE {condition}"
