@@ -68,6 +68,7 @@ from storage.search.query import (
     _postgres_sql,
     _rank,
     _sqlite_sql,
+    _texts,
     search,
 )
 from storage.search.terms import _CJK, parse_query_text
@@ -1359,7 +1360,14 @@ class Backend:
             now = datetime.now(UTC)
             ranked, result.py_rank_ms = timed(lambda: _rank(rows, query.text.required, now))
             page = _collapse(ranked)[: query.limit]
-            _, result.py_hits_ms = timed(lambda: [_hit(d, o, query.text) for d, o in page])
+            # query._texts reads the shown hits' bodies (SQL, counted here with the snippets)
+            _, result.py_hits_ms = timed(
+                lambda: [
+                    _hit(d | texts[d["article_id"]], o, query.text)
+                    for texts in [_texts(session, [d["article_id"] for d, _ in page])]
+                    for d, o in page
+                ]
+            )
         except Exception as exc:  # query.py's private helpers changed: skip this detail
             log(f"python breakdown skipped: {type(exc).__name__}: {exc}")
         ids, result.match_ms = timed(lambda: session.execute(text(match_sql), mparams).all())

@@ -86,13 +86,31 @@ def search(*, session: Session, query: SearchQuery, now: datetime | None = None)
     ranked = _rank(rows, query.text.required, now or utcnow())
     stories = _collapse(ranked)
     page = stories[query.offset : query.offset + query.limit]
-    return SearchPage([_hit(row, others, query.text) for row, others in page], len(stories))
+    texts = _texts(session, [row["article_id"] for row, _ in page])
+    return SearchPage(
+        [_hit(row | texts[row["article_id"]], others, query.text) for row, others in page],
+        len(stories),
+    )
+
+
+def _texts(session: Session, article_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What only the shown hits need (snippet, overview, keywords): read for those few rather
+    than for all `CANDIDATES`, whose bodies are most of the bytes a search reads."""
+    if not article_ids:
+        return {}
+    statement = text(
+        "SELECT a.id AS article_id, a.body_text, m.overview, m.keywords, m.points,"
+        " m.why_important FROM articles a LEFT JOIN summaries m ON m.article_id = a.id"
+        " WHERE a.id IN :ids"
+    ).bindparams(bindparam("ids", expanding=True))
+    rows = session.execute(statement, {"ids": article_ids}).mappings()
+    return {row["article_id"]: dict(row) for row in rows}
 
 
 _SELECT = (
-    "SELECT a.id AS article_id, a.url, a.title, a.body_text, a.story_id, a.source_id,"
+    "SELECT a.id AS article_id, a.url, a.title, a.story_id, a.source_id,"
     " COALESCE(a.published_at, a.first_seen_at) AS published, s.name AS source,"
-    " m.title_ja, m.category, m.overview, m.keywords, m.points, m.why_important"
+    " m.title_ja, m.category"
 )
 _JOINS = (
     " JOIN articles a ON a.id = {match_id}"
