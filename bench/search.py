@@ -76,9 +76,9 @@ from storage.search.terms import _CJK, parse_query_text
 T = TypeVar("T")
 WINDOW: int | None = getattr(query_module, "WINDOW", None)  # newest matches that get ranked
 
-TARGET_P95_MS = 30.0  # SQLite: indexed search p95
+TARGET_P95_MS = {"sqlite": 30.0, "postgresql": 60.0}  # indexed search p95, per backend
 TARGET_SPEEDUP = 50.0  # naive scan / indexed search (p50 and total)
-TARGET_RECALL = 0.99  # scan matches found in the top 10 when the scan has ≤ 10 matches
+TARGET_RECALL = 1.0  # scan matches found in the top 10 when the scan has ≤ 10 matches
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REINDEX_BATCH = 500  # what bot.app.reindex uses
 BIG_LIMIT = 1000
@@ -1699,11 +1699,10 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def metric_rows(report: BackendReport, s: RunSummary) -> list[list[str]]:
-    strict = report.name == "sqlite"
-    note = "" if strict else " (SQLite target, for comparison)"
+    target_p95 = TARGET_P95_MS[report.name]
 
     def check(ok: bool) -> str:
-        return verdict(ok) + note
+        return verdict(ok)
 
     size = fmt_bytes(report.size)
     growth = fmt_bytes(report.size - report.size_before)
@@ -1714,7 +1713,7 @@ def metric_rows(report: BackendReport, s: RunSummary) -> list[list[str]]:
         ["index build time (reindex)", f"{report.index_s:.1f} s ({rate:,.0f} articles/s)", "", ""],
         ["DB size", f"{size} (index adds {growth})", "", ""],
         ["indexed p50 / p95 / max", f"{fmt_ms(s.p50)} / {fmt_ms(s.p95)} / {fmt_ms(s.pmax)} ms",
-         f"p95 ≤ {TARGET_P95_MS:.0f} ms", check(s.p95 <= TARGET_P95_MS)],
+         f"p95 ≤ {target_p95:.0f} ms", check(s.p95 <= target_p95)],
         ["indexed p95, first (cold) pass", f"{fmt_ms(s.first_p95)} ms", "", ""],
         ["naive scan p50 / p95", f"{fmt_ms(s.scan_p50)} / {fmt_ms(s.scan_p95)} ms", "", ""],
         ["ratio scan/indexed, p50", f"{s.ratio_p50:,.0f}×", f"≥ {TARGET_SPEEDUP:.0f}×",
@@ -1847,8 +1846,9 @@ def explain() -> None:
         + "- the scan reads title, body, title_ja, overview and keywords; the index also has the\n"
         "  summary points and why_important, NFKC folding (ＡＩ = AI) and, for one character, the\n"
         "  chars column: 'index-only' matches are expected and are not errors.\n"
-        "- the scan is substring search; the index matches Latin words whole: LIKE '%ai%' also\n"
-        "  finds 'said', 'again', 'Taiwan'; 'GPT-4' finds 'GPT-4o'; 'agent' finds 'agents'.\n"
+        "- the scan is substring search; the index matches stemmed Latin words whole: LIKE\n"
+        "  '%ai%' also finds 'said', 'again', 'Taiwan'; 'GPT-4' finds 'GPT-4o' (the index: with\n"
+        "  GPT-4*); 'agent' finds 'agents' in both, but only the index finds 'run' for 'running'.\n"
         "- keywords is a JSON column written with json.dumps (ASCII escapes), so the scan can\n"
         "  never match a Japanese keyword there; the index reads the decoded list."
     )

@@ -19,7 +19,10 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from bot.app import App, open_app
+from bot.app import App, handler_context, open_app
+from handlers.commands import help_reply
+from handlers.reply import Code
+from handlers.search import usage_lines
 from storage.articles import NewArticle, insert_new_articles
 from storage.db import Database
 from storage.migrate import alembic_config, upgrade_to_head
@@ -325,3 +328,14 @@ async def test_upgrading_rebuilds_an_index_written_before_stemming(
     async with open_app(make_settings(tmp_path, DATABASE_URL=url)) as app:
         assert await found(app, key_of, "agents") == {"agents", "agent"}
         assert await found(app, key_of, "running") == {"runs", "running"}
+
+
+# ── documented in chat ───────────────────────────────────────────────────────────────────────
+
+
+async def test_help_and_search_usage_explain_prefix_queries(tmp_path: Path) -> None:
+    async with open_app(make_settings(tmp_path)) as app:
+        help_lines = help_reply(handler_context(app)).lines
+    for lines in (help_lines, usage_lines()):
+        codes = [p.text for ln in lines for p in ln.parts if isinstance(p, Code)]
+        assert {"語*", "GPT-4*", "agent", '"…"', "-語"} <= set(codes)
