@@ -27,7 +27,14 @@ from storage.articles import NewArticle, insert_new_articles
 from storage.db import Database
 from storage.migrate import alembic_config, upgrade_to_head
 from storage.search.index import index_articles
-from storage.search.query import SearchPage, SearchQuery, _contains, _find, search
+from storage.search.query import (
+    SearchPage,
+    SearchQuery,
+    _contains,
+    _find,
+    _postgres_sql,
+    search,
+)
 from storage.search.terms import normalise, parse_query_text, stem, tokens
 from storage.sources import SourceSpec, add_missing_sources, list_sources
 from tests.conftest import make_settings
@@ -339,3 +346,40 @@ async def test_help_and_search_usage_explain_prefix_queries(tmp_path: Path) -> N
     for lines in (help_lines, usage_lines()):
         codes = [p.text for ln in lines for p in ln.parts if isinstance(p, Code)]
         assert {"語*", "GPT-4*", "agent", '"…"', "-語"} <= set(codes)
+
+
+# ── PostgreSQL: both plans find the same articles ────────────────────────────────────────────
+
+
+async def test_postgresql_plans_for_common_and_rare_terms_agree(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """`_dense` picks the walk for terms in most documents, which a small corpus never has:
+    each query is run both ways here, with filters, phrases, exclusions and one character."""
+    async with open_app(make_settings(tmp_path, DATABASE_URL=postgres_url)) as app:
+        key_of = await app.db.run(_build, docs=DOCS)
+
+        def ids(session: Session, query: SearchQuery, dense: bool) -> list[int]:
+            sql, params = _postgres_sql(query, dense=dense)
+            session.execute(text("SET LOCAL enable_seqscan = off"))
+            return sorted(r["article_id"] for r in session.execute(text(sql), params).mappings())
+
+        for words, source in (
+            ("agent", None),
+            ("agents -code", None),
+            ('"coding agent"', None),
+            ("GPT-4*", None),
+            ("GPT-4* -GPT-5", "example"),
+            ("生成AI", None),
+            ("エージェント 新", None),
+            ("新 -規制", None),
+            ("agent", "nothing like it"),
+        ):
+            query = SearchQuery(text=parse_query_text(words), source=source)
+            walked = await app.db.run(ids, query=query, dense=True)
+            picked = await app.db.run(ids, query=query, dense=False)
+            assert walked == picked, words
+            assert {key_of[i] for i in picked} <= set(key_of.values())
+        assert await app.db.run(
+            ids, query=SearchQuery(text=parse_query_text("GPT-4* -GPT-5")), dense=True
+        ) == sorted(i for i, k in key_of.items() if k in {"gpt4o", "gpt4", "gpt45"})
