@@ -61,7 +61,6 @@ from storage.search.query import (
     SearchPage,
     SearchQuery,
     _collapse,
-    _dense,
     _fts_term,
     _hit,
     _pg_tsquery,
@@ -1334,7 +1333,7 @@ class Backend:
         if not query.text.required:
             return
         if self.postgres:  # as query.search runs it
-            sql, params = _postgres_sql(query, dense=_dense(session, query))
+            sql, params = _postgres_sql(query)
             session.execute(text("SET enable_seqscan = off"))
         else:
             sql, params = _sqlite_sql(query)

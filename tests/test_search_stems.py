@@ -348,19 +348,19 @@ async def test_help_and_search_usage_explain_prefix_queries(tmp_path: Path) -> N
         assert {"語*", "GPT-4*", "agent", '"…"', "-語"} <= set(codes)
 
 
-# ── PostgreSQL: both plans find the same articles ────────────────────────────────────────────
+# ── PostgreSQL: one statement and two steps find the same articles ─────────────────────────
 
 
-async def test_postgresql_plans_for_common_and_rare_terms_agree(
+async def test_postgresql_one_statement_and_two_steps_agree(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    """`_dense` picks the walk for terms in most documents, which a small corpus never has:
-    each query is run both ways here, with filters, phrases, exclusions and one character."""
+    """Each query both ways: as one statement the planner plans (single tokens) and in two
+    steps (phrases), with filters, phrases, prefixes, exclusions and one character."""
     async with open_app(make_settings(tmp_path, DATABASE_URL=postgres_url)) as app:
         key_of = await app.db.run(_build, docs=DOCS)
 
-        def ids(session: Session, query: SearchQuery, dense: bool) -> list[int]:
-            sql, params = _postgres_sql(query, dense=dense)
+        def ids(session: Session, query: SearchQuery, two_steps: bool) -> list[int]:
+            sql, params = _postgres_sql(query, two_steps=two_steps)
             session.execute(text("SET LOCAL enable_seqscan = off"))
             return sorted(r["article_id"] for r in session.execute(text(sql), params).mappings())
 
@@ -376,10 +376,10 @@ async def test_postgresql_plans_for_common_and_rare_terms_agree(
             ("agent", "nothing like it"),
         ):
             query = SearchQuery(text=parse_query_text(words), source=source)
-            walked = await app.db.run(ids, query=query, dense=True)
-            picked = await app.db.run(ids, query=query, dense=False)
-            assert walked == picked, words
-            assert {key_of[i] for i in picked} <= set(key_of.values())
+            planned = await app.db.run(ids, query=query, two_steps=False)
+            stepped = await app.db.run(ids, query=query, two_steps=True)
+            assert planned == stepped, words
+            assert {key_of[i] for i in stepped} <= set(key_of.values())
         assert await app.db.run(
-            ids, query=SearchQuery(text=parse_query_text("GPT-4* -GPT-5")), dense=True
+            ids, query=SearchQuery(text=parse_query_text("GPT-4* -GPT-5")), two_steps=True
         ) == sorted(i for i, k in key_of.items() if k in {"gpt4o", "gpt4", "gpt45"})

@@ -66,10 +66,7 @@ def search(*, session: Session, query: SearchQuery, now: datetime | None = None)
     if not query.text.required:
         return SearchPage([], 0)
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        sql, params = _postgres_sql(query, dense=_dense(session, query))
-    else:
-        sql, params = _sqlite_sql(query)
+    sql, params = (_postgres_sql if postgres else _sqlite_sql)(query)
     statement = text(sql)
     if "since" in params:
         # Typed like the column it is compared with: SQLite stores UTC text without an offset,
@@ -77,8 +74,8 @@ def search(*, session: Session, query: SearchQuery, now: datetime | None = None)
         since_type = Article.__table__.c.published_at.type  # type: ignore[attr-defined]
         statement = statement.bindparams(bindparam("since", type_=since_type))
     if postgres:
-        # Neither plan in `_postgres_sql` wants a sequential scan, which evaluates `@@` on every
-        # document. Only for this statement.
+        # No plan in `_postgres_sql` wants a sequential scan, which evaluates `@@` on every
+        # document (the candidates must come from the index). Only for this statement.
         session.execute(text("SET LOCAL enable_seqscan = off"))
     rows = session.execute(statement, params).mappings().all()
     if postgres:
@@ -196,62 +193,57 @@ def _pg_tokens(term: Term, index: int, params: dict[str, Any]) -> str:
     return f"{column} @@ to_tsquery('simple', :g{index})"
 
 
-# A term whose every token is in at least this share of documents is found fastest by walking
-# the newest articles (see `_postgres_sql`). PostgreSQL's statistics list the lexemes of the
-# most documents (`most_common_elems`) with their share: all above 20 % at 100k articles.
-DENSE = 0.2
+def _pg_term(term: Term, index: int, params: dict[str, Any], *, indexed: bool = True) -> str:
+    """`column @@ query`; `indexed=False`: the same test as a function call, which the planner
+    cannot answer from the GIN index, for rows already chosen."""
+    column = "x.chars" if term.single_char else "x.document"
+    if indexed:
+        return f"{column} @@ {_pg_tsquery(term, index, params)}"
+    return f"ts_match_vq({column}, {_pg_tsquery(term, index, params)})"
 
 
-def _dense(session: Session, query: SearchQuery) -> bool:
-    """Whether every required term is common enough to walk for, from the planner's own
-    per-lexeme statistics (one catalog read; lexemes it does not list are rarer)."""
-    if not query.match_all:
-        return False
-    shares: dict[tuple[str, str], float] = {}
-    for column in ("document", "chars"):
-        wanted = {t for term in query.text.required for t in term.tokens
-                  if term.single_char == (column == "chars")}  # fmt: skip
-        if not wanted:
-            continue
-        rows = session.execute(
-            text(
-                "SELECT u.lexeme, u.share FROM pg_stats s, unnest("
-                "s.most_common_elems::text::text[], s.most_common_elem_freqs) AS u(lexeme, share)"
-                " WHERE s.schemaname = current_schema() AND s.tablename = 'article_search'"
-                " AND s.attname = :column AND u.lexeme = ANY(:wanted)"
-            ),
-            {"column": column, "wanted": sorted(wanted)},
-        )
-        shares |= {(column, str(lexeme)): float(share) for lexeme, share in rows}
-    # Only single tokens: a phrase of common tokens may itself be rare (AI人材: `ai` in 97 % of
-    # documents, 人材 in 30 %, the phrase in 0.7 %), and walking for it reads every document.
-    return all(
-        len(term.tokens) == 1
-        and shares.get(("chars" if term.single_char else "document", term.tokens[0]), 0.0) >= DENSE
-        for term in query.text.required
-    )
+def _postgres_sql(query: SearchQuery, two_steps: bool | None = None) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL's GIN index knows which documents hold a token but not where, so a phrase
+    (every Japanese word of three or more characters is one: データセンター is six bigrams) is
+    checked by reading each candidate document, about as costly as ranking it. The planner
+    estimates a phrase's matches as the product of its tokens' frequencies (857 for 37,257
+    real ones), so it read and rechecked all 37,257 to keep the newest 2,000 (1–2 s), or
+    walked every article backwards for a rare phrase of common tokens (AI人材, 2.6 s).
 
-
-def _postgres_sql(query: SearchQuery, dense: bool = False) -> tuple[str, dict[str, Any]]:
-    """Two plans chosen here, because PostgreSQL's GIN index knows which documents hold a word
-    but not where: a phrase (every Japanese word of three or more characters is one: データセ
-    ンター is six bigrams) is checked by reading each candidate document, about as costly as
-    ranking it. Estimating a phrase's matches as the product of its tokens' frequencies, the
-    planner read all 37,000 documents holding データセンター to keep the newest 2,000 (1–2 s),
-    or walked every article backwards for a rare phrase it expected to be common.
-
-    Dense terms (`_dense`): walk the newest articles by primary key, checking each, until
-    `WINDOW` match (`ts_match_vq` is the `@@` the planner cannot hand to the index).
-    Otherwise two steps: the newest `WINDOW` articles that hold every token of the query,
-    from the GIN index alone (`article_id + 0` leaves no ordered index to walk, so this is a
-    bitmap scan of the small heap that reads no document); then, only when a term is a phrase
-    or excluded, those candidates are checked in full. Then ranking as on SQLite."""
+    Single tokens only: the planner's per-lexeme statistics are good, and it chooses well
+    between walking the newest articles and a bitmap scan of the index. With a phrase
+    (`two_steps`, the default then): first every article that holds all the query's tokens,
+    from the GIN index alone (exact for `&`, no document read; `article_id + 0` leaves no
+    ordered index to walk), newest first; then those are checked for the phrases and
+    exclusions one by one (LATERAL … OFFSET 0 keeps the planner from checking them all
+    before the limit), each document read once, until `WINDOW` pass. A common phrase reads
+    about 2,000 documents; a rare phrase of common tokens still reads all its candidates (the
+    known worst case). Ranking then as on SQLite."""
     params: dict[str, Any] = {"window": WINDOW, "limit": CANDIDATES}
     joiner = " AND " if query.match_all else " OR "
     terms = list(query.text.required)
+    if two_steps is None:
+        two_steps = any(len(t.tokens) > 1 for t in terms)
+    word_terms = [_pg_tsquery(t, i, params) for i, t in enumerate(terms) if not t.single_char]
+    if word_terms:
+        rank_query = " || ".join(word_terms)
+        relevance = f"ts_rank('{PG_WEIGHTS}', recent.document, {rank_query})"
+    else:
+        relevance = "0.1"
+    filters = _filters(query, params)
+    joins = _JOINS.format(match_id="x.article_id") if filters else ""
+    if not two_steps:
+        condition = "(" + joiner.join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
+        for j, term in enumerate(query.text.excluded, start=len(terms)):
+            condition += f" AND NOT ({_pg_term(term, j, params)})"
+        recent = (
+            f"SELECT x.article_id AS id, x.document FROM article_search x{joins}"
+            f" WHERE {condition}{filters} ORDER BY x.article_id DESC LIMIT :window"
+        )
+        return _windowed(recent, relevance), params
     tokens = "(" + joiner.join(_pg_tokens(t, i, params) for i, t in enumerate(terms)) + ")"
-    # The check, one tsquery per column so that each document is read once: with every term
-    # required, only phrases need it (one token is what the index answered); with any term
+    # One tsquery per column, so that each document is read once: with every term required,
+    # only phrases need checking (a single token is what the index answered); with any term
     # enough (`ask`), a candidate may hold a phrase's tokens only, so all are checked.
     checked = [t for t in terms if len(t.tokens) > 1 or not query.match_all]
     tsqueries = {
@@ -265,46 +257,13 @@ def _postgres_sql(query: SearchQuery, dense: bool = False) -> tuple[str, dict[st
         if queries
     ]
     checks = ["(" + " OR ".join(either) + ")"] if either else []
-    exclusions = []
     for j, term in enumerate(query.text.excluded, start=len(terms)):
-        column = "chars" if term.single_char else "document"
-        exclusions.append(f"NOT ts_match_vq(x.{column}, {_pg_tsquery(term, j, params)})")
-    checks += exclusions
-    word_terms = [_pg_tsquery(t, i, params) for i, t in enumerate(terms) if not t.single_char]
-    if word_terms:
-        rank_query = " || ".join(word_terms)
-        relevance = f"ts_rank('{PG_WEIGHTS}', recent.document, {rank_query})"
-    else:
-        relevance = "0.1"
-    filters = _filters(query, params)
+        checks.append(f"NOT {_pg_term(term, j, params, indexed=False)}")
     candidates = (
-        "SELECT x.article_id FROM article_search x"
-        + (_JOINS.format(match_id="x.article_id") if filters else "")
-        + f" WHERE {tokens}"
-        + filters
-        + " ORDER BY x.article_id + 0 DESC"
-        + ("" if checks else " LIMIT :window")
+        f"SELECT x.article_id FROM article_search x{joins} WHERE {tokens}{filters}"
+        " ORDER BY x.article_id + 0 DESC" + ("" if checks else " LIMIT :window")
     )
-    if dense:
-        walk = [
-            f"ts_match_vq(x.{column}, {' && '.join(_pg_tsquery(t, i, params) for i, t in group)})"
-            for column, group in (
-                ("document", [(i, t) for i, t in enumerate(terms) if not t.single_char]),
-                ("chars", [(i, t) for i, t in enumerate(terms) if t.single_char]),
-            )
-            if group
-        ] + exclusions
-        recent = (
-            "SELECT x.article_id AS id, x.document FROM article_search x"
-            + (_JOINS.format(match_id="x.article_id") if filters else "")
-            + f" WHERE {' AND '.join(walk)}"
-            + filters
-            + " ORDER BY x.article_id DESC LIMIT :window"
-        )
-        return _windowed(recent, relevance), params
-    # Checked newest first, one by one (LATERAL … OFFSET 0 keeps the planner from joining all
-    # candidates first), until `WINDOW` pass: a rare phrase reads every candidate, a common one
-    # just enough. The materialised candidates come out in the order they were sorted.
+    # The materialised candidates come out in the order they were sorted.
     recent = (
         "SELECT c.article_id AS id, x.document FROM candidates c CROSS JOIN LATERAL"
         " (SELECT x.document, x.chars FROM article_search x"
