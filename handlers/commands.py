@@ -14,7 +14,6 @@ from handlers.context import HandlerContext
 from handlers.filters import FilterError, parse_page, parse_search_text
 from handlers.reply import Code, Line, Reply, RepostBriefing, line
 from handlers.search import handle_search, usage_lines
-from handlers.search import syntax_lines as search_syntax_lines
 from handlers.sources import add_source_from_chat, list_sources_reply, remove_source_from_chat
 from handlers.subscriptions import list_subscriptions, subscribe_to, unsubscribe_from
 from jobs.briefing import BriefingConfig
@@ -55,7 +54,6 @@ def help_lines(ctx: HandlerContext) -> tuple[Line, ...]:
         categories += [", "] if i else []
         categories.append(Code(category.slug))
     lines.append(line(*categories))
-    lines.extend(search_syntax_lines())
     return tuple(lines)
 
 

@@ -19,8 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from bot.app import App, handler_context, open_app
-from handlers.commands import help_reply
+from bot.app import App, open_app
 from handlers.reply import Code
 from handlers.search import usage_lines
 from storage.articles import NewArticle, insert_new_articles
@@ -340,12 +339,10 @@ async def test_upgrading_rebuilds_an_index_written_before_stemming(
 # ── documented in chat ───────────────────────────────────────────────────────────────────────
 
 
-async def test_help_and_search_usage_explain_prefix_queries(tmp_path: Path) -> None:
-    async with open_app(make_settings(tmp_path)) as app:
-        help_lines = help_reply(handler_context(app)).lines
-    for lines in (help_lines, usage_lines()):
-        codes = [p.text for ln in lines for p in ln.parts if isinstance(p, Code)]
-        assert {"語*", "GPT-4*", "agent", '"…"', "-語"} <= set(codes)
+def test_search_usage_explains_prefix_queries_and_stemming() -> None:
+    """Shown with every search that has no words or a bad filter."""
+    codes = [p.text for ln in usage_lines() for p in ln.parts if isinstance(p, Code)]
+    assert {"語*", "GPT-4*", "agent", '"…"', "-語"} <= set(codes)
 
 
 # ── PostgreSQL: one statement and two steps find the same articles ─────────────────────────
