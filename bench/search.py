@@ -64,10 +64,11 @@ from storage.search.query import (
     _collapse,
     _fts_term,
     _hit,
-    _pg_term,
+    _pg_tsquery,
     _postgres_sql,
     _rank,
     _sqlite_sql,
+    _texts,
     search,
 )
 from storage.search.terms import _CJK, parse_query_text
@@ -75,9 +76,9 @@ from storage.search.terms import _CJK, parse_query_text
 T = TypeVar("T")
 WINDOW: int | None = getattr(query_module, "WINDOW", None)  # newest matches that get ranked
 
-TARGET_P95_MS = 30.0  # SQLite: indexed search p95
+TARGET_P95_MS = {"sqlite": 30.0, "postgresql": 60.0}  # indexed search p95, per backend
 TARGET_SPEEDUP = 50.0  # naive scan / indexed search (p50 and total)
-TARGET_RECALL = 0.99  # scan matches found in the top 10 when the scan has ≤ 10 matches
+TARGET_RECALL = 1.0  # scan matches found in the top 10 when the scan has ≤ 10 matches
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REINDEX_BATCH = 500  # what bot.app.reindex uses
 BIG_LIMIT = 1000
@@ -1032,6 +1033,7 @@ class Corpus:
                     "url": url,
                     "guid": guid,
                     "entry_key": entry_key(guid, url),
+                    "canonical_url": url,
                     "title": title,
                     "language": language,
                     "published_at": published,
@@ -1293,9 +1295,14 @@ def _matching(query: SearchQuery, postgres: bool) -> tuple[str, str, dict[str, A
     if postgres:
         params: dict[str, Any] = {}
         terms = list(query.text.required)
-        condition = "(" + " AND ".join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
+
+        def pg_term(term: Any, index: int) -> str:
+            column = "x.chars" if term.single_char else "x.document"
+            return f"{column} @@ {_pg_tsquery(term, index, params)}"
+
+        condition = "(" + " AND ".join(pg_term(t, i) for i, t in enumerate(terms)) + ")"
         for j, term in enumerate(query.text.excluded, start=len(terms)):
-            condition += f" AND NOT ({_pg_term(term, j, params)})"
+            condition += f" AND NOT ({pg_term(term, j)})"
         words = [f":t{i}" for i, t in enumerate(terms) if not t.single_char]
         tsquery = " || ".join(f"phraseto_tsquery('simple', {w})" for w in words)
         relevance = f"ts_rank('{PG_WEIGHTS}', x.document, {tsquery})" if words else "0.1"
@@ -1326,11 +1333,17 @@ class Backend:
         query = _query(result.text)
         if not query.text.required:
             return
-        sql, params = (_postgres_sql if self.postgres else _sqlite_sql)(query)
+        if self.postgres:  # as query.search runs it
+            sql, params = _postgres_sql(query)
+            session.execute(text("SET enable_seqscan = off"))
+        else:
+            sql, params = _sqlite_sql(query)
         rows, result.sql_ms = timed(lambda: session.execute(text(sql), params).mappings().all())
         result.candidates = len(rows)
         nobody = sql.replace("a.body_text,", "'' AS body_text,", 1)
         _, result.sql_nobody_ms = timed(lambda: session.execute(text(nobody), params).all())
+        if self.postgres:
+            session.execute(text("RESET enable_seqscan"))
         condition, relevance, mparams = _matching(query, self.postgres)
         mparams |= {"limit": CANDIDATES, "window": WINDOW or 10**9}
         base = f"SELECT {self.id} AS id, {relevance} AS r FROM {self.table} WHERE {condition}"
@@ -1347,7 +1360,14 @@ class Backend:
             now = datetime.now(UTC)
             ranked, result.py_rank_ms = timed(lambda: _rank(rows, query.text.required, now))
             page = _collapse(ranked)[: query.limit]
-            _, result.py_hits_ms = timed(lambda: [_hit(d, o, query.text) for d, o in page])
+            # query._texts reads the shown hits' bodies (SQL, counted here with the snippets)
+            _, result.py_hits_ms = timed(
+                lambda: [
+                    _hit(d | texts[d["article_id"]], o, query.text)
+                    for texts in [_texts(session, [d["article_id"] for d, _ in page])]
+                    for d, o in page
+                ]
+            )
         except Exception as exc:  # query.py's private helpers changed: skip this detail
             log(f"python breakdown skipped: {type(exc).__name__}: {exc}")
         ids, result.match_ms = timed(lambda: session.execute(text(match_sql), mparams).all())
@@ -1522,25 +1542,32 @@ def run_backend(
             report.problems.append(f"row counts {counts} != {corpus.count}")
         if queries is None:
             queries = build_queries(corpus, args.queries, args.seed)
-        report.results = measure_queries(Backend(db), queries, corpus, report)
+        report.results = measure_queries(Backend(db), queries, corpus, report, args.repeat)
     finally:
         db.dispose()
     return report, queries
 
 
 def measure_queries(
-    backend: Backend, queries: list[tuple[str, str]], corpus: Corpus, report: BackendReport
-) -> list[QueryResult]:
+    backend: Backend, queries: list[tuple[str, str]], corpus: Corpus, report: BackendReport,
+    repeat: int = 1,
+) -> list[QueryResult]:  # fmt: skip
     name = report.name
     results = [QueryResult(cls, q) for cls, q in queries]
     log(f"{name}: search, first pass ({len(results)} queries)")
     for r in results:
         _, r.first_ms = timed(partial(backend.search, r.text))
-    log(f"{name}: search, timed pass")
-    for r in results:
-        page, r.search_ms = timed(partial(backend.search, r.text))
-        r.hits10 = [h.article_id for h in page.hits]
-        r.stories_total = page.total
+    # On a shared machine one pass is noisy: each query's time is its median over the passes.
+    passes: list[list[float]] = [[] for _ in results]
+    for n in range(1, repeat + 1):
+        log(f"{name}: search, timed pass {n}/{repeat}")
+        for r, times in zip(results, passes, strict=True):
+            page, elapsed = timed(partial(backend.search, r.text))
+            times.append(elapsed)
+            r.hits10 = [h.article_id for h in page.hits]
+            r.stories_total = page.total
+    for r, times in zip(results, passes, strict=True):
+        r.search_ms = percentile(times, 0.5)
     log(f"{name}: timing the parts of each search")
     with Session(backend.db.engine) as session:
         for r in results:
@@ -1672,11 +1699,10 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def metric_rows(report: BackendReport, s: RunSummary) -> list[list[str]]:
-    strict = report.name == "sqlite"
-    note = "" if strict else " (SQLite target, for comparison)"
+    target_p95 = TARGET_P95_MS[report.name]
 
     def check(ok: bool) -> str:
-        return verdict(ok) + note
+        return verdict(ok)
 
     size = fmt_bytes(report.size)
     growth = fmt_bytes(report.size - report.size_before)
@@ -1687,7 +1713,7 @@ def metric_rows(report: BackendReport, s: RunSummary) -> list[list[str]]:
         ["index build time (reindex)", f"{report.index_s:.1f} s ({rate:,.0f} articles/s)", "", ""],
         ["DB size", f"{size} (index adds {growth})", "", ""],
         ["indexed p50 / p95 / max", f"{fmt_ms(s.p50)} / {fmt_ms(s.p95)} / {fmt_ms(s.pmax)} ms",
-         f"p95 ≤ {TARGET_P95_MS:.0f} ms", check(s.p95 <= TARGET_P95_MS)],
+         f"p95 ≤ {target_p95:.0f} ms", check(s.p95 <= target_p95)],
         ["indexed p95, first (cold) pass", f"{fmt_ms(s.first_p95)} ms", "", ""],
         ["naive scan p50 / p95", f"{fmt_ms(s.scan_p50)} / {fmt_ms(s.scan_p95)} ms", "", ""],
         ["ratio scan/indexed, p50", f"{s.ratio_p50:,.0f}×", f"≥ {TARGET_SPEEDUP:.0f}×",
@@ -1820,8 +1846,9 @@ def explain() -> None:
         + "- the scan reads title, body, title_ja, overview and keywords; the index also has the\n"
         "  summary points and why_important, NFKC folding (ＡＩ = AI) and, for one character, the\n"
         "  chars column: 'index-only' matches are expected and are not errors.\n"
-        "- the scan is substring search; the index matches Latin words whole: LIKE '%ai%' also\n"
-        "  finds 'said', 'again', 'Taiwan'; 'GPT-4' finds 'GPT-4o'; 'agent' finds 'agents'.\n"
+        "- the scan is substring search; the index matches stemmed Latin words whole: LIKE\n"
+        "  '%ai%' also finds 'said', 'again', 'Taiwan'; 'GPT-4' finds 'GPT-4o' (the index: with\n"
+        "  GPT-4*); 'agent' finds 'agents' in both, but only the index finds 'run' for 'running'.\n"
         "- keywords is a JSON column written with json.dumps (ASCII escapes), so the scan can\n"
         "  never match a Japanese keyword there; the index reads the decoded list."
     )
@@ -1853,6 +1880,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=20_251_124)
     parser.add_argument("--batch", type=int, default=2000, help="rows per insert batch")
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="timed passes; each query's time is its median over them (default 1)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite file)")
     args = parser.parse_args(argv)
     if args.articles < 100 or args.queries < 10:

@@ -18,6 +18,8 @@ def usage_lines() -> tuple[Line, ...]:
     return (
         line("使い方: ", Code(USAGE)),
         line("複数の語はすべて含む記事、", Code('"…"'), " でフレーズ、", Code("-語"), " で除外"),
+        line(Code("語*"), " で前方一致（", Code("GPT-4*"), " は GPT-4o も）"),
+        line("英単語は語形を問わず一致（", Code("agent"), " は agents も）"),
     )
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import select as select_columns
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
@@ -30,36 +32,48 @@ class IndexRow:
     chars: str
 
 
-def build_row(article: Article, summary: Summary | None) -> IndexRow:
-    assert article.id is not None
-    title = article.title
+def build_row(row: Any) -> IndexRow:
+    """One article's index row from the columns `index_articles` selects (the summary's are
+    None when the article has none)."""
+    title = row.title
     keywords = ""
     summary_text = ""
-    if summary is not None:
-        title = f"{article.title}\n{summary.title_ja}"
-        keywords = " ".join(summary.keywords)
-        summary_text = "\n".join([summary.overview, *summary.points, summary.why_important])
-    everything = "\n".join([title, keywords, summary_text, article.body_text])
+    if row.title_ja is not None:
+        title = f"{row.title}\n{row.title_ja}"
+        keywords = " ".join(row.keywords or ())
+        summary_text = "\n".join([row.overview, *(row.points or ()), row.why_important])
+    everything = "\n".join([title, keywords, summary_text, row.body_text])
     return IndexRow(
-        article_id=article.id,
+        article_id=row.id,
         title=index_text(title),
         keywords=index_text(keywords),
         summary=index_text(summary_text),
-        body=index_text(article.body_text),
+        body=index_text(row.body_text),
         chars=cjk_chars(everything),
     )
 
 
 def index_articles(*, session: Session, article_ids: Sequence[int]) -> int:
-    """(Re)index these articles; returns how many rows were written."""
+    """(Re)index these articles; returns how many rows were written. Only the columns the
+    index reads are selected, so migration 0010 can rebuild the index with this code while
+    columns that later migrations add do not exist yet."""
     if not article_ids:
         return 0
-    rows = session.exec(
-        select(Article, Summary)
+    rows = session.execute(
+        select_columns(
+            col(Article.id),
+            col(Article.title),
+            col(Article.body_text),
+            col(Summary.title_ja),
+            col(Summary.keywords),
+            col(Summary.overview),
+            col(Summary.points),
+            col(Summary.why_important),
+        )
         .outerjoin(Summary, col(Summary.article_id) == Article.id)
         .where(col(Article.id).in_(article_ids))
     ).all()
-    write_rows(session, [build_row(article, summary) for article, summary in rows])
+    write_rows(session, [build_row(row) for row in rows])
     return len(rows)
 
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from storage.clock import ensure_utc, utcnow
 from storage.models import Article
-from storage.search.terms import _CJK, ParsedText, Term, normalise
+from storage.search.terms import _CJK, ParsedText, Term, normalise, stem
 
 # Relevance is computed for the newest WINDOW matches only, and the best CANDIDATES of them
 # are ranked in Python; see `_windowed`.
@@ -73,17 +73,41 @@ def search(*, session: Session, query: SearchQuery, now: datetime | None = None)
         # so a raw datetime in another zone (local midnight) would compare as the wrong time.
         since_type = Article.__table__.c.published_at.type  # type: ignore[attr-defined]
         statement = statement.bindparams(bindparam("since", type_=since_type))
+    if postgres:
+        # No plan in `_postgres_sql` wants a sequential scan, which evaluates `@@` on every
+        # document (the candidates must come from the index). Only for this statement.
+        session.execute(text("SET LOCAL enable_seqscan = off"))
     rows = session.execute(statement, params).mappings().all()
+    if postgres:
+        session.execute(text("RESET enable_seqscan"))
     ranked = _rank(rows, query.text.required, now or utcnow())
     stories = _collapse(ranked)
     page = stories[query.offset : query.offset + query.limit]
-    return SearchPage([_hit(row, others, query.text) for row, others in page], len(stories))
+    texts = _texts(session, [row["article_id"] for row, _ in page])
+    return SearchPage(
+        [_hit(row | texts[row["article_id"]], others, query.text) for row, others in page],
+        len(stories),
+    )
+
+
+def _texts(session: Session, article_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What only the shown hits need (snippet, overview, keywords): read for those few rather
+    than for all `CANDIDATES`, whose bodies are most of the bytes a search reads."""
+    if not article_ids:
+        return {}
+    statement = text(
+        "SELECT a.id AS article_id, a.body_text, m.overview, m.keywords, m.points,"
+        " m.why_important FROM articles a LEFT JOIN summaries m ON m.article_id = a.id"
+        " WHERE a.id IN :ids"
+    ).bindparams(bindparam("ids", expanding=True))
+    rows = session.execute(statement, {"ids": article_ids}).mappings()
+    return {row["article_id"]: dict(row) for row in rows}
 
 
 _SELECT = (
-    "SELECT a.id AS article_id, a.url, a.title, a.body_text, a.story_id, a.source_id,"
+    "SELECT a.id AS article_id, a.url, a.title, a.story_id, a.source_id,"
     " COALESCE(a.published_at, a.first_seen_at) AS published, s.name AS source,"
-    " m.title_ja, m.category, m.overview, m.keywords, m.points, m.why_important"
+    " m.title_ja, m.category"
 )
 _JOINS = (
     " JOIN articles a ON a.id = {match_id}"
@@ -109,7 +133,9 @@ def _filters(query: SearchQuery, params: dict[str, Any]) -> str:
 
 
 def _fts_term(term: Term) -> str:
-    phrase = '"' + " ".join(term.tokens) + '"'
+    # Tokens are letters, digits and CJK only (terms.py), so quoting them is enough; a `*`
+    # after a phrase makes its last token a prefix.
+    phrase = '"' + " ".join(term.tokens) + '"' + ("*" if term.prefix else "")
     return (
         f"chars : {phrase}" if term.single_char else f"{{title keywords summary body}} : {phrase}"
     )
@@ -134,48 +160,118 @@ def _sqlite_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
     return _windowed(recent, "relevance"), params
 
 
-def _windowed(recent: str, relevance: str) -> str:
+def _windowed(recent: str, relevance: str, before: str = "") -> str:
     """The newest `WINDOW` matches (ids grow with time, and the index walks them in id order,
     so this is cheap even when a term is in nearly every article), the best `CANDIDATES` of
     those by relevance, and only then the joins that read article text."""
     return (
-        f"WITH recent AS ({recent}),"
+        f"WITH {before + ', ' if before else ''}recent AS ({recent}),"
         f" best AS (SELECT id, {relevance} AS relevance FROM recent"
         " ORDER BY relevance DESC, id DESC LIMIT :limit)"
         f" {_SELECT}, best.relevance FROM best" + _JOINS.format(match_id="best.id")
     )
 
 
-def _pg_term(term: Term, index: int, params: dict[str, Any]) -> str:
+def _pg_tsquery(term: Term, index: int, params: dict[str, Any]) -> str:
+    """The term as a tsquery: a phrase of its tokens, the last one a prefix (`:*`) when asked.
+    Tokens are letters, digits and CJK only (terms.py), so quoting each one is enough."""
+    if term.prefix:
+        params[f"t{index}"] = " <-> ".join(f"'{t}'" for t in term.tokens) + ":*"
+        return f"to_tsquery('simple', :t{index})"
     params[f"t{index}"] = " ".join(term.tokens)
+    return f"phraseto_tsquery('simple', :t{index})"
+
+
+def _pg_tokens(term: Term, index: int, params: dict[str, Any]) -> str:
+    """The term's tokens anywhere in the document: what the GIN index answers exactly, without
+    reading a single document (a phrase or a NOT needs each candidate's positions)."""
+    words = [f"'{t}'" for t in term.tokens]
+    if term.prefix:
+        words[-1] += ":*"
+    params[f"g{index}"] = " & ".join(words)
     column = "x.chars" if term.single_char else "x.document"
-    return f"{column} @@ phraseto_tsquery('simple', :t{index})"
+    return f"{column} @@ to_tsquery('simple', :g{index})"
 
 
-def _postgres_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
+def _pg_term(term: Term, index: int, params: dict[str, Any], *, indexed: bool = True) -> str:
+    """`column @@ query`; `indexed=False`: the same test as a function call, which the planner
+    cannot answer from the GIN index, for rows already chosen."""
+    column = "x.chars" if term.single_char else "x.document"
+    if indexed:
+        return f"{column} @@ {_pg_tsquery(term, index, params)}"
+    return f"ts_match_vq({column}, {_pg_tsquery(term, index, params)})"
+
+
+def _postgres_sql(query: SearchQuery, two_steps: bool | None = None) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL's GIN index knows which documents hold a token but not where, so a phrase
+    (every Japanese word of three or more characters is one: データセンター is six bigrams) is
+    checked by reading each candidate document, about as costly as ranking it. The planner
+    estimates a phrase's matches as the product of its tokens' frequencies (857 for 37,257
+    real ones), so it read and rechecked all 37,257 to keep the newest 2,000 (1–2 s), or
+    walked every article backwards for a rare phrase of common tokens (AI人材, 2.6 s).
+
+    Single tokens only: the planner's per-lexeme statistics are good, and it chooses well
+    between walking the newest articles and a bitmap scan of the index. With a phrase
+    (`two_steps`, the default then): first every article that holds all the query's tokens,
+    from the GIN index alone (exact for `&`, no document read; `article_id + 0` leaves no
+    ordered index to walk), newest first; then those are checked for the phrases and
+    exclusions one by one (LATERAL … OFFSET 0 keeps the planner from checking them all
+    before the limit), each document read once, until `WINDOW` pass. A common phrase reads
+    about 2,000 documents; a rare phrase of common tokens still reads all its candidates (the
+    known worst case). Ranking then as on SQLite."""
     params: dict[str, Any] = {"window": WINDOW, "limit": CANDIDATES}
     joiner = " AND " if query.match_all else " OR "
     terms = list(query.text.required)
-    condition = "(" + joiner.join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
-    for j, term in enumerate(query.text.excluded, start=len(terms)):
-        condition += f" AND NOT ({_pg_term(term, j, params)})"
-    word_terms = [f":t{i}" for i, t in enumerate(terms) if not t.single_char]
+    if two_steps is None:
+        two_steps = any(len(t.tokens) > 1 for t in terms)
+    word_terms = [_pg_tsquery(t, i, params) for i, t in enumerate(terms) if not t.single_char]
     if word_terms:
-        rank_query = " || ".join(f"phraseto_tsquery('simple', {p})" for p in word_terms)
+        rank_query = " || ".join(word_terms)
         relevance = f"ts_rank('{PG_WEIGHTS}', recent.document, {rank_query})"
     else:
         relevance = "0.1"
-    # Joined only when a filter needs them: with the joins PostgreSQL prefers walking the
-    # articles' primary key backwards, a full scan for a rare term.
     filters = _filters(query, params)
-    recent = (
-        "SELECT x.article_id AS id, x.document FROM article_search x"
-        + (_JOINS.format(match_id="x.article_id") if filters else "")
-        + f" WHERE {condition}"
-        + filters
-        + " ORDER BY x.article_id DESC LIMIT :window"
+    joins = _JOINS.format(match_id="x.article_id") if filters else ""
+    if not two_steps:
+        condition = "(" + joiner.join(_pg_term(t, i, params) for i, t in enumerate(terms)) + ")"
+        for j, term in enumerate(query.text.excluded, start=len(terms)):
+            condition += f" AND NOT ({_pg_term(term, j, params)})"
+        recent = (
+            f"SELECT x.article_id AS id, x.document FROM article_search x{joins}"
+            f" WHERE {condition}{filters} ORDER BY x.article_id DESC LIMIT :window"
+        )
+        return _windowed(recent, relevance), params
+    tokens = "(" + joiner.join(_pg_tokens(t, i, params) for i, t in enumerate(terms)) + ")"
+    # One tsquery per column, so that each document is read once: with every term required,
+    # only phrases need checking (a single token is what the index answered); with any term
+    # enough (`ask`), a candidate may hold a phrase's tokens only, so all are checked.
+    checked = [t for t in terms if len(t.tokens) > 1 or not query.match_all]
+    tsqueries = {
+        column: [_pg_tsquery(t, i, params) for i, t in enumerate(terms) if t in checked
+                 and t.single_char == (column == "chars")]
+        for column in ("document", "chars")
+    }  # fmt: skip
+    either = [
+        f"ts_match_vq(x.{column}, {(' && ' if query.match_all else ' || ').join(queries)})"
+        for column, queries in tsqueries.items()
+        if queries
+    ]
+    checks = ["(" + " OR ".join(either) + ")"] if either else []
+    for j, term in enumerate(query.text.excluded, start=len(terms)):
+        checks.append(f"NOT {_pg_term(term, j, params, indexed=False)}")
+    candidates = (
+        f"SELECT x.article_id FROM article_search x{joins} WHERE {tokens}{filters}"
+        " ORDER BY x.article_id + 0 DESC" + ("" if checks else " LIMIT :window")
     )
-    return _windowed(recent, relevance), params
+    # The materialised candidates come out in the order they were sorted.
+    recent = (
+        "SELECT c.article_id AS id, x.document FROM candidates c CROSS JOIN LATERAL"
+        " (SELECT x.document, x.chars FROM article_search x"
+        " WHERE x.article_id = c.article_id OFFSET 0) x"
+        + (f" WHERE {' AND '.join(checks)}" if checks else "")
+        + " LIMIT :window"
+    )
+    return _windowed(recent, relevance, f"candidates AS MATERIALIZED ({candidates})"), params
 
 
 def _rank(rows: Any, terms: tuple[Term, ...], now: datetime) -> list[tuple[dict[str, Any], float]]:
@@ -202,7 +298,19 @@ def _as_datetime(value: Any) -> datetime:
 
 
 def _contains(normal_text: str, term: Term) -> bool:
-    return _pattern(term).search(normal_text) is not None
+    return _find(normal_text, term) >= 0
+
+
+def _find(normal_text: str, term: Term) -> int:
+    """Where the term first reads in normalised text, or -1: a match of `_pattern` whose Latin
+    words stem to the term's tokens (`agents` for `agent`, not `agenda`)."""
+    pattern, stems = _pattern(term)
+    at = 0
+    while (match := pattern.search(normal_text, at)) is not None:
+        if all(stem(match.group(i)) == token for i, token in stems):
+            return match.start()
+        at = match.start() + 1
+    return -1
 
 
 _WORD_CHAR = rf"[^\W_{_CJK}]"  # a letter or digit of a Latin (non-CJK) word
@@ -210,10 +318,13 @@ _CJK_CHAR = re.compile(rf"[{_CJK}]")
 
 
 @functools.lru_cache(maxsize=256)
-def _pattern(term: Term) -> re.Pattern[str]:
-    """Where the term reads in normalised text: CJK bigrams folded back into one run; between
-    pieces any separators, none needed next to CJK (生成AI and 生成 AI are the same tokens, and
-    so are GPT-4o and gpt 4o); a Latin word not inside a longer one (ai is not in said)."""
+def _pattern(term: Term) -> tuple[re.Pattern[str], tuple[tuple[int, str], ...]]:
+    """Where the term may read in normalised text, and the (group, stem) pairs that decide it:
+    CJK bigrams folded back into one run; between pieces any separators, none needed next to
+    CJK (生成AI and 生成 AI are the same tokens, and so are GPT-4o and gpt 4o); a Latin word not
+    inside a longer one (ai is not in said), starting with all but the last letter of its stem
+    (every word with that stem does) and checked against the stem; a prefix only starts the
+    word."""
     pieces: list[str] = []
     for token in term.tokens:
         cjk = _CJK_CHAR.match(token) is not None
@@ -222,6 +333,7 @@ def _pattern(term: Term) -> re.Pattern[str]:
         else:
             pieces.append(token)
     pattern = ""
+    stems: list[tuple[int, str]] = []
     for i, piece in enumerate(pieces):
         latin = _CJK_CHAR.match(piece) is None
         if i:
@@ -229,10 +341,17 @@ def _pattern(term: Term) -> re.Pattern[str]:
             pattern += r"[\W_]+" if latin and after_latin else r"[\W_]*"
         elif latin:
             pattern += rf"(?<!{_WORD_CHAR})"
-        pattern += re.escape(piece)
+        if not latin:
+            pattern += re.escape(piece)
+        elif term.prefix and i == len(pieces) - 1:
+            pattern += re.escape(piece) + f"{_WORD_CHAR}*"
+        else:
+            start = piece[:-1] if len(piece) > 2 else piece
+            pattern += f"({re.escape(start)}{_WORD_CHAR}*)"
+            stems.append((len(stems) + 1, piece))
     if _CJK_CHAR.match(pieces[-1][-1]) is None:
         pattern += rf"(?!{_WORD_CHAR})"
-    return re.compile(pattern)
+    return re.compile(pattern), tuple(stems)
 
 
 def _collapse(ranked: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], int]]:
@@ -293,10 +412,10 @@ def snippet(texts: list[str], terms: tuple[Term, ...]) -> str:
             normal, origin = normalised(original)
             for term in terms:
                 if exact:
-                    match = _pattern(term).search(normal)
-                    at = match.start() if match else -1
+                    at = _find(normal, term)
                 else:
-                    at = normal.find(term.tokens[0])
+                    head = Term(term.tokens[:1], prefix=term.prefix and len(term.tokens) == 1)
+                    at = _find(normal, head)
                 if at >= 0:
                     start = max(0, origin[at] - SNIPPET_CHARS // 3)
                     piece = " ".join(original[start : start + SNIPPET_CHARS].split())

@@ -1,7 +1,7 @@
 """scale-out: claims on sources and articles, named leases, the shared daily token budget
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01
 
 The budget row of today starts from what `token_usage` already recorded for it (the day of the
@@ -15,7 +15,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
@@ -51,7 +51,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("token_budget_days")
     op.drop_table("leases")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35): a batch rebuild of `articles` would
+    # delete every summary by cascade and drop the search index's trigger (see 0005).
     for table in ("articles", "sources"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column("claimed_until")
-            batch_op.drop_column("claimed_by")
+        for column in ("claimed_until", "claimed_by"):
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
