@@ -4,9 +4,10 @@ PostgreSQL database, against one process, and one process on SQLite for comparis
 Issue 11's workload (`uv run python bench/scale.py`): 5,000 feeds × 5 items served by
 bench/poll.py's FeedServer from 50 loopback hosts (127.0.0.2 …), 50 ms per request. Per round:
 
-1. a fresh database — PostgreSQL: `ainews_bench_<random>` created on the `--postgres-url` server
-   (dropped and created again for each round, dropped at the end); SQLite: a temp file;
-2. `ainews sources import` of the feeds' OPML (not timed), so every source is due;
+1. `ainews sources import` of the feeds' OPML (not timed), so every source is due, once into
+   `ainews_bench_<random>_template` on the `--postgres-url` server and once into a SQLite file;
+2. a fresh database per PostgreSQL round: `ainews_bench_<random>`, a copy of the template,
+   dropped after the round (the template at the end);
 3. N `ainews poll --json` subprocesses started at once (a barrier), with the app's default
    settings; they share the work by claiming due sources in the database
    (`storage.claims.claim_due_sources`, `FOR UPDATE SKIP LOCKED` on PostgreSQL);
@@ -32,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,11 +243,16 @@ def main(argv: list[str] | None = None) -> int:
 
         # PostgreSQL: the sources are imported once into a template; each round's database is
         # a copy of it (CREATE DATABASE … TEMPLATE), so every round starts from the same state.
+        # Both imports (not timed) run at once.
         template = f"{name}_template"
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{template}"'))
         created.append(template)
-        imported(_render(server_url.set(database=template)), "var-template")
+        sqlite_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+        with ThreadPoolExecutor(1) as pool:
+            pg_import = pool.submit(imported, _render(server_url.set(database=template)), "var-t")
+            sqlite_env = imported(sqlite_url, "var-sqlite")
+            pg_import.result()
 
         plan = [("postgresql", n) for n in sorted(set(counts))] + [("sqlite", 1)]
         for k, (backend, processes) in enumerate(plan):
@@ -256,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 url = _render(server_url.set(database=name))
                 env = {**base_env, "DATABASE_URL": url, "AINEWS_VAR_DIR": str(workdir / f"var{k}")}
             else:
-                url = f"sqlite:///{workdir / f'round{k}.sqlite3'}"
-                env = imported(url, f"var{k}")
+                url, env = sqlite_url, sqlite_env
             load_before = _load_average()
             requests_before = server.stats.requests
             label = f"{processes} × ainews poll on {backend}"
