@@ -146,14 +146,7 @@ async def stored_weekly(
     if week_window(week, config.tz)[1] > now:
         return None
     built = await build_weekly(db=db, week=week, config=config, taxonomy=taxonomy, llm=llm)
-    stored = await db.run(
-        save_daily_briefing,
-        day=week.monday,
-        payload=weekly_to_payload(built),
-        replace=False,
-        kind=WEEKLY,
-    )
-    return weekly_from_payload(stored)
+    return await _store(db, built, replace=False)
 
 
 async def build_and_store_weekly(
@@ -162,11 +155,17 @@ async def build_and_store_weekly(
     """The scheduled build, after the last poll: it replaces an earlier build (a request made
     before the week's last articles arrived)."""
     built = await build_weekly(db=db, week=week, config=config, taxonomy=taxonomy, llm=llm)
+    return await _store(db, built, replace=True)
+
+
+async def _store(db: Database, report: WeeklyReport, *, replace: bool) -> WeeklyReport:
+    """Store the report (over an earlier build with `replace`); the stored one is returned,
+    which without `replace` may be another process's build of the same week."""
     stored = await db.run(
         save_daily_briefing,
-        day=week.monday,
-        payload=weekly_to_payload(built),
-        replace=True,
+        day=report.start,
+        payload=weekly_to_payload(report),
+        replace=replace,
         kind=WEEKLY,
     )
     return weekly_from_payload(stored)

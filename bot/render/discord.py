@@ -210,6 +210,21 @@ def _embed_title(prefix: str, title: str) -> tuple[str, list[str]]:
     return _short_title(prefix, title), [f"**{escape(one_line(title))}**", ""]
 
 
+def _item_embeds(
+    lines: list[str], title: str, url: str, category: str, footer: str
+) -> list[discord.Embed]:
+    """An item's text in as many embeds as it needs (same colour); the title and link on the
+    first, the footer under the whole text, on the last."""
+    embeds = [
+        discord.Embed(description=chunk, colour=colour(category))
+        for chunk in _descriptions("\n".join(lines))
+    ]
+    embeds[0].title = title
+    embeds[0].url = href(url)
+    embeds[-1].set_footer(text=_clip(footer, MAX_FOOTER))
+    return embeds
+
+
 def briefing_item_embeds(item: BriefingItem, heading: str) -> list[discord.Embed]:
     """One item, normally one embed. A description over 4096 characters continues in further
     embeds (same colour, no title; `pack_embeds` keeps them together); the footer with the
@@ -229,14 +244,8 @@ def briefing_item_embeds(item: BriefingItem, heading: str) -> list[discord.Embed
         lines += ["", f"**関連キーワード**: {keywords}"]
     if item.related:
         lines += ["", f"**関連報道**: {', '.join(link(r) for r in item.related)}"]
-    embeds = [
-        discord.Embed(description=chunk, colour=colour(item.category))
-        for chunk in _descriptions("\n".join(lines))
-    ]
-    embeds[0].title = title
-    embeds[0].url = href(item.source.url)
     footer = f"{plain(heading)} ・ {plain(item.source.name)} ・ 重要度 {stars(item.importance)}"
-    embeds[-1].set_footer(text=_clip(footer, MAX_FOOTER))
+    embeds = _item_embeds(lines, title, item.source.url, item.category, footer)
     if item.published_at is not None and item.published_at.tzinfo is not None:
         embeds[-1].timestamp = item.published_at
     return embeds
@@ -349,16 +358,9 @@ def weekly_item_embeds(item: WeeklyItem) -> list[discord.Embed]:
     ]
     if item.related:
         lines += ["", f"**関連報道**: {', '.join(link(r) for r in item.related)}"]
-    embeds = [
-        discord.Embed(description=chunk, colour=colour(item.category))
-        for chunk in _descriptions("\n".join(lines))
-    ]
-    embeds[0].title = title
-    embeds[0].url = href(item.source.url)
     published = item.published_at.date().isoformat() if item.published_at else "日付なし"
     footer = f"公開日 {published} ・ {plain(item.source.name)} ・ {item.country}"
-    embeds[-1].set_footer(text=_clip(footer, MAX_FOOTER))
-    return embeds
+    return _item_embeds(lines, title, item.source.url, item.category, footer)
 
 
 def weekly_embeds(report: WeeklyReport) -> list[discord.Embed]:
