@@ -22,9 +22,8 @@ from rich.markup import escape
 if TYPE_CHECKING:
     # Settings (pydantic) and everything behind a command load when that command runs, not
     # when `ainews --help` or a typo is answered.
+    from bot.app import App
     from bot.config import Settings
-
-if TYPE_CHECKING:
     from jobs.weekly_model import IsoWeek
 
 T = TypeVar("T")
@@ -321,23 +320,29 @@ def digest(
         from bot.app import briefing_for, open_app
         from bot.render.markdown import render_briefing
         from jobs.briefing import briefing_window
-        from storage.briefings import unsummarised_between
 
         wanted = _parse_day(day) if day else datetime.now(settings.tz).date()
         async with open_app(settings, llm=True) as app:
             start, end = briefing_window(wanted, app.briefing_config)
-            pending = await app.db.run(unsummarised_between, start=start, end=end)
-            if pending:
-                err.print(
-                    f"[yellow]note:[/] {pending} articles of this day have no summary yet and "
-                    "are left out; run `ainews summarize` first"
-                )
+            await _note_unsummarised(app, start, end, "day")
             briefing = await briefing_for(app, wanted)
         if fmt is OutputFormat.json:
             return json.dumps(asdict(briefing), ensure_ascii=False, default=str, indent=2) + "\n"
         return render_briefing(briefing)
 
     typer.echo(run(main(), settings), nl=False)
+
+
+async def _note_unsummarised(app: App, start: datetime, end: datetime, period: str) -> None:
+    """Say on stderr when articles of the period are left out for want of a summary."""
+    from storage.briefings import unsummarised_between
+
+    pending = await app.db.run(unsummarised_between, start=start, end=end)
+    if pending:
+        err.print(
+            f"[yellow]note:[/] {pending} articles of this {period} have no summary yet and "
+            "are left out; run `ainews summarize` first"
+        )
 
 
 @cli.command()
@@ -358,18 +363,12 @@ def weekly(
         from bot.render.markdown import render_weekly
         from jobs.weekly import last_complete_week, stored_weekly, week_window
         from jobs.weekly_model import weekly_to_payload
-        from storage.briefings import unsummarised_between
 
         async with open_app(settings, llm=True) as app:
             now = app.clock()
             target = wanted or last_complete_week(now, settings.tz)
             start, end = week_window(target, settings.tz)
-            pending = await app.db.run(unsummarised_between, start=start, end=end)
-            if pending:
-                err.print(
-                    f"[yellow]note:[/] {pending} articles of this week have no summary yet and "
-                    "are left out; run `ainews summarize` first"
-                )
+            await _note_unsummarised(app, start, end, "week")
             report = await stored_weekly(
                 db=app.db,
                 week=target,
