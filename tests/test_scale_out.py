@@ -38,7 +38,7 @@ from storage.sources import SourceSpec, add_missing_sources
 from tests.conftest import DEMO_DAY, make_settings, redate_articles
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.openai_server import OpenAIServer
-from tests.fakes.slack_server import PostedMessage, SlackServer
+from tests.fakes.slack_server import ApiCall, PostedMessage, SlackServer
 from tests.fakes.waiting import poll
 from tests.test_cli import AINEWS
 from tests.test_slack import CHANNEL, SECRET
@@ -477,3 +477,52 @@ async def test_three_processes_started_after_the_briefing_time_post_one_thread_p
     archives = [tmp_path / f"var{i}" / "briefings" / f"{day}.md" for i in range(PROCESSES)]
     assert [a.exists() for a in archives].count(True) == 1
     assert_clean_exit(bots)
+
+
+# -- 3. a poster killed mid-thread ---------------------------------------------------------------
+
+
+def reply_calls(slack: SlackServer) -> list[ApiCall]:
+    """Every chat.postMessage of a reply in the briefing thread, as it arrived (answered or
+    not)."""
+    return [
+        c
+        for c in slack.calls_to("chat.postMessage")
+        if c.params.get("thread_ts") and c.params.get("channel") == CHANNEL
+    ]
+
+
+async def test_a_poster_killed_mid_thread_is_finished_by_another_with_only_the_missing_replies(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Slack answers slowly, so the thread takes seconds. The process posting it is SIGKILLed
+    while its sixth reply is in flight (Slack has not answered, so it posted nothing). With a
+    two-second briefing lease another running process takes the claim over and posts only the
+    replies that are missing: one parent, items 1-20 once each."""
+    zone, day = await demo_data_due_now(tmp_path, postgres_url)
+    async with SlackServer() as slack:
+        slack.latency = 0.5
+        envs = [
+            bot_env(tmp_path, postgres_url, i)
+            | slack_env(slack, i)
+            | briefing_env(zone, day)
+            | {"AINEWS_BRIEFING_LEASE": "2", "AINEWS_PUBLISH_RETRY": "1"}
+            for i in range(PROCESSES)
+        ]
+        async with fleet(tmp_path, envs) as bots:
+            await until(lambda: len(reply_calls(slack)) >= 6, "a sixth reply in flight")
+            victim_token = reply_calls(slack)[-1].token or ""
+            victim = bots[int(victim_token.rsplit("-", 1)[1])]
+            victim.process.kill()
+            await victim.process.wait()
+            await until(lambda: len(slack_thread(slack)[1]) >= 20, "the thread finished")
+            survivors = [b for b in bots if b is not victim]
+            await until(lambda: settled(survivors, f"slack:{CHANNEL}"), "the survivors settled")
+        parents, numbers = slack_thread(slack)
+        posters = [c.token for c in reply_calls(slack)]
+    assert posters[:6] == [victim_token] * 6  # five posted, the sixth cut off
+    assert len(set(posters[6:])) == 1 and victim_token not in posters[6:]  # one taker
+    assert len(parents) == 1
+    assert sorted(numbers) == list(range(1, 21))  # each item once: none lost, none doubled
+    assert len(posters) == 21  # the taker posted the 15 missing ones only
+    assert_clean_exit(bots, killed=frozenset({victim.index}))
