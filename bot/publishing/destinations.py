@@ -1,8 +1,11 @@
 """Every enabled destination gets the day's briefing in the same run: the console file, the
 Slack channel, the Discord channel. Each is published on its own — one platform being down
 never holds up the others — and a failed publish is retried with back-off until it succeeds or
-the day is over. The next day's briefing says what happened. The week's report goes the same
-way, retried until the end of the week it is published in (its log lines say `week=`)."""
+the day is over. The next day's briefing says what happened. A destination that another process
+is posting is checked again at the first retry interval until it is posted: should that process
+die mid-thread, its claim's lease runs out and this one finishes the thread. The week's report
+goes the same way, retried until the end of the week it is published in (its log lines say
+`week=`)."""
 
 from __future__ import annotations
 
