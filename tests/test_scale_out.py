@@ -526,3 +526,54 @@ async def test_a_poster_killed_mid_thread_is_finished_by_another_with_only_the_m
     assert sorted(numbers) == list(range(1, 21))  # each item once: none lost, none doubled
     assert len(posters) == 21  # the taker posted the 15 missing ones only
     assert_clean_exit(bots, killed=frozenset({victim.index}))
+
+
+# -- 4. the database's connections cut -----------------------------------------------------------
+
+
+def terminate_connections(database_url: str) -> int:
+    """What a PostgreSQL restart does to the processes: every other connection to the test's
+    database is terminated. Returns how many were."""
+    from sqlalchemy import text
+
+    def terminate(session: Session) -> int:
+        return len(
+            session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        )
+
+    return query(database_url, terminate)
+
+
+async def test_processes_survive_their_database_connections_being_terminated(
+    tmp_path: Path, postgres_url: str, feed_server: FeedServer
+) -> None:
+    """After the first poll every process's connections are terminated. None exits; at the
+    next poll (one minute later) an item added to a feed meanwhile is stored and summarised
+    exactly once."""
+    feeds, items = 3, 2
+    paths = serve_feeds(feed_server, feeds, items)
+    await add_sources(tmp_path, postgres_url, [feed_server.url(p) for p in paths])
+    envs = [bot_env(tmp_path, postgres_url, i, AINEWS_POLL_INTERVAL="1") for i in range(PROCESSES)]
+    async with fleet(tmp_path, envs) as bots:
+        await until(lambda: all(b.records("summarize finished") for b in bots), "first polls")
+        assert rows(postgres_url, Summary) == feeds * items
+        assert terminate_connections(postgres_url) >= PROCESSES  # each holds a pooled one
+        feed_server.add(paths[0], rss(feed_server.base_url, 0, items + 1))
+        await until(lambda: rows(postgres_url, Summary) == feeds * items + 1, "the new item")
+        await until(lambda: all(len(b.records("poll finished")) >= 2 for b in bots), "second polls")
+        alive = [b.process.returncode for b in bots]
+        new_url = f"{feed_server.base_url}/articles/0/{items}"
+        stored = query(
+            postgres_url,
+            lambda s: s.exec(select(func.count()).where(Article.url == new_url)).one(),
+        )
+    assert alive == [None] * PROCESSES
+    assert stored == 1
+    assert rows(postgres_url, Article) == distinct(postgres_url, Article.url) == feeds * items + 1
+    assert distinct(postgres_url, Summary.article_id) == feeds * items + 1
+    assert_clean_exit(bots)
