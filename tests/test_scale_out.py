@@ -302,7 +302,9 @@ async def test_three_processes_summarise_each_article_once_within_one_token_budg
     assert report.new == feeds * items and rows(postgres_url, Summary) == 0
     asked: list[str] = []
     openai_server.responder = recording_model(asked)
-    openai_server.latency = 0.3  # the first claimer is still busy when the others start
+    # The model answers slowly until every process runs, so that the first one to claim a
+    # batch is still at it when the others claim theirs.
+    openai_server.latency = 2.0
     envs = [
         bot_env(
             tmp_path,
@@ -317,7 +319,7 @@ async def test_three_processes_summarise_each_article_once_within_one_token_budg
         for i in range(PROCESSES)
     ]
     async with fleet(tmp_path, envs) as bots:
-        openai_server.latency = 0.0
+        openai_server.latency = 0.3
         await until(lambda: rows(postgres_url, Summary) == feeds * items, "every summary")
         await until(
             lambda: all(b.records("summarize finished") for b in bots), "every summarize run"
@@ -554,7 +556,7 @@ async def test_processes_survive_their_database_connections_being_terminated(
 ) -> None:
     """After the first poll every process's connections are terminated. None exits; at the
     next poll (one minute later) an item added to a feed meanwhile is stored and summarised
-    exactly once."""
+    exactly once, and every source is polled again in that second interval."""
     feeds, items = 3, 2
     paths = serve_feeds(feed_server, feeds, items)
     await add_sources(tmp_path, postgres_url, [feed_server.url(p) for p in paths])
@@ -567,6 +569,7 @@ async def test_processes_survive_their_database_connections_being_terminated(
         await until(lambda: rows(postgres_url, Summary) == feeds * items + 1, "the new item")
         await until(lambda: all(len(b.records("poll finished")) >= 2 for b in bots), "second polls")
         alive = [b.process.returncode for b in bots]
+        second_round = [b.records("poll finished")[1] for b in bots]
         new_url = f"{feed_server.base_url}/articles/0/{items}"
         stored = query(
             postgres_url,
@@ -574,6 +577,7 @@ async def test_processes_survive_their_database_connections_being_terminated(
         )
     assert alive == [None] * PROCESSES
     assert stored == 1
+    assert sum(p["sources"] for p in second_round) == feeds  # every source, once an interval
     assert rows(postgres_url, Article) == distinct(postgres_url, Article.url) == feeds * items + 1
     assert distinct(postgres_url, Summary.article_id) == feeds * items + 1
     assert_clean_exit(bots)
