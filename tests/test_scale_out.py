@@ -329,9 +329,9 @@ async def test_three_processes_summarise_each_article_once_within_one_token_budg
     used = query(postgres_url, lambda s: s.exec(select(TokenUsage)).all())
     committed = query(postgres_url, lambda s: s.exec(select(TokenBudgetDay)).all())
     assert distinct(postgres_url, Summary.article_id) == rows(postgres_url, Summary) == 300
-    assert Counter(asked).most_common(1)[0][1] == 1  # no article sent to the model twice
-    assert methods["llm"] == len(asked) == len(used)  # every call's summary kept, and paid
     assert methods["llm"] > 0 and methods["budget"] > 0  # only part of them fitted
+    assert max(Counter(asked).values()) == 1  # no article sent to the model twice
+    assert methods["llm"] == len(asked) == len(used)  # every call's summary kept, and paid
     spent = sum(u.prompt_tokens + u.completion_tokens for u in used)
     assert spent <= budget
     assert [c.committed for c in committed] == [spent]  # no reservation left behind
