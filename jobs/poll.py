@@ -49,9 +49,9 @@ RECOVERY_NOTICE_AFTER = 3
 # a publisher sees at most this many of our page requests in flight.
 PAGES_AT_ONCE = 2
 # The scheduler starts the next pass one interval after this one *started*, so a source polled
-# later in the pass (its fetch took time, others went first) would not be due yet then, and would
-# wait for the pass after: polled every other interval. Due this share of an interval early, it is
-# polled at the next pass.
+# later in the pass (its fetch took time, others went first) is not quite due then, and would wait
+# for the pass after: polled every other interval. A pass takes the sources due within this share
+# of an interval, so each is polled at the next pass.
 DUE_EARLY = 0.1
 
 
@@ -147,7 +147,12 @@ async def poll_sources(
     claim of a process that died mid-poll expires after one interval."""
     now = clock()
     claimed = await db.run(
-        claim_due_sources, owner=owner, now=now, lease=config.interval, force=force
+        claim_due_sources,
+        owner=owner,
+        now=now,
+        lease=config.interval,
+        force=force,
+        due_early=config.interval * DUE_EARLY,
     )
     if claimed.taken_over:
         log.warning("took over expired poll claims", extra={"sources": claimed.taken_over})
@@ -368,7 +373,7 @@ def _success(
     return PollState(
         source_id=source.id,
         polled_at=polled_at,
-        next_poll_at=polled_at + config.interval * (1 - DUE_EARLY),
+        next_poll_at=polled_at + config.interval,
         status=fetched.status,
         etag=fetched.etag,
         last_modified=fetched.last_modified,

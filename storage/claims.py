@@ -41,8 +41,8 @@ def _unclaimed(model: type[Source] | type[Article], now: datetime) -> ColumnElem
     return or_(col(model.claimed_until).is_(None), col(model.claimed_until) < now)
 
 
-def _source_due(now: datetime, force: bool) -> ColumnElement[bool]:
-    return and_(is_due(now, force=force), _unclaimed(Source, now))
+def _source_due(now: datetime, force: bool, early: timedelta) -> ColumnElement[bool]:
+    return and_(is_due(now + early, force=force), _unclaimed(Source, now))
 
 
 def claim_due_sources(
@@ -53,13 +53,16 @@ def claim_due_sources(
     lease: timedelta,
     force: bool = False,
     limit: int | None = None,
+    due_early: timedelta = timedelta(0),
 ) -> Claimed:
     """Claim the due, unclaimed sources (all enabled unclaimed ones with `force`) until
-    `now + lease`. The poll records each outcome with `release_sources`' effect (see
-    `storage.sources.record_poll_states`), which also sets the next due time."""
-    candidates = select(Source.id, Source.claimed_until).where(_source_due(now, force))
+    `now + lease`; `due_early` counts sources due that much later as due now. The poll records
+    each outcome with `release_sources`' effect (see `storage.sources.record_poll_states`),
+    which also sets the next due time."""
+    due = _source_due(now, force, due_early)
+    candidates = select(Source.id, Source.claimed_until).where(due)
     return _claim(
-        session, Source, candidates.order_by(col(Source.id)), _source_due(now, force),
+        session, Source, candidates.order_by(col(Source.id)), due,
         owner=owner, until=now + lease, limit=limit,
     )  # fmt: skip
 
