@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     http_port: int = Field(default=3000, ge=0, le=65535, alias="AINEWS_HTTP_PORT")
     admin_users: str = Field(default="", alias="AINEWS_ADMIN_USERS")
     briefing_lease: float = Field(default=120.0, ge=0, alias="AINEWS_BRIEFING_LEASE")
+    poster_lease: float = Field(default=60.0, ge=1, le=3600, alias="AINEWS_POSTER_LEASE")
     dm_schedule: Literal["immediate", "daily"] = Field(
         default="immediate", alias="AINEWS_DM_SCHEDULE"
     )

@@ -14,7 +14,8 @@
   than AINEWS_SUMMARY_RETENTION_DAYS deleted with their summaries;
 - with several processes on one database, all poll and summarise (each source and article
   claimed by one), but posting — briefing, weekly report, DMs, announcements — runs on the one
-  holding the poster role (`bot/publishing/poster.py`), renewed every 15 s;
+  holding the poster role (`bot/publishing/poster.py`), renewed four times per
+  AINEWS_POSTER_LEASE; a process that takes the role over catches up on the day's briefing;
 - SIGINT/SIGTERM: the platforms stop taking commands first, then every tracked task — jobs and
   the answers of commands already acked — gets AINEWS_SHUTDOWN_GRACE seconds, then is
   cancelled. Every database write is one transaction, so nothing is half-written.
@@ -43,7 +44,7 @@ from bot.publishing.destinations import Destinations
 from bot.publishing.notices import SourceAnnouncer
 from bot.publishing.platform import Platform
 from bot.publishing.ports import Publisher
-from bot.publishing.poster import RENEW_EVERY, PosterRole
+from bot.publishing.poster import PosterRole
 from jobs.daily import build_and_store, latest_complete_day
 from jobs.retention import apply_retention
 from jobs.weekly import build_and_store_weekly, last_complete_week
@@ -182,6 +183,7 @@ async def run_bot(
         app.db,
         owner=app.instance,
         clock=app.clock,
+        ttl=timedelta(seconds=settings.poster_lease),
         on_takeover=app.metrics.takeover_recorder("poster"),
     )
     pipeline = asyncio.Lock()  # the briefing's own poll waits for a running one, not races it
@@ -232,7 +234,14 @@ async def run_bot(
         await apply_retention(db=app.db, now=app.clock(), config=app.retention_config)
 
     async def keep_poster_role() -> None:
-        await poster.renew()
+        """Renew the role; a process that has just taken it over catches up on what its
+        predecessor may have left half done (today's thread, this week's report)."""
+        was_poster = poster.held
+        if await poster.renew() and not was_poster:
+            if _missed_todays_briefing(app):
+                runner.spawn(daily_briefing(), name="briefing-catch-up")
+            if _missed_this_weeks_report(app):
+                runner.spawn(weekly_report(), name="weekly-catch-up")
 
     scheduler = AsyncIOScheduler(timezone=settings.tz)
     late = int(BRIEFING_GRACE.total_seconds())
@@ -261,7 +270,9 @@ async def run_bot(
         every_dm = IntervalTrigger(minutes=settings.dm_interval, timezone=settings.tz)
         schedule("direct-messages", poster_only(direct_messages), every_dm, grace=60)
     schedule("retention", poster_only(retention), daily_at(RETENTION_AT), grace=late)
-    every_renewal = IntervalTrigger(seconds=RENEW_EVERY.total_seconds(), timezone=settings.tz)
+    every_renewal = IntervalTrigger(
+        seconds=poster.renew_every.total_seconds(), timezone=settings.tz
+    )
     schedule("poster-role", keep_poster_role, every_renewal, grace=1)
     # A catch-up runs "now" (no trigger); APScheduler's default one-second misfire grace
     # would drop it whenever the loop is busy at start-up (platforms connecting).

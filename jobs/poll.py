@@ -53,6 +53,11 @@ PAGES_AT_ONCE = 2
 # turns by chunk; two in flight keep the fetcher busy while one chunk waits for its slowest.
 CLAIM_CHUNK = 200
 CHUNKS_IN_FLIGHT = 2
+# The scheduler starts the next pass one interval after this one *started*, so a source polled
+# later in the pass (its fetch took time, others went first) is not quite due then, and would wait
+# for the pass after: polled every other interval. A pass takes the sources due within this share
+# of an interval, so each is polled at the next pass.
+DUE_EARLY = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +192,7 @@ async def poll_sources(
             lease=config.interval,
             force=force,
             limit=config.claim_chunk,
+            due_early=config.interval * DUE_EARLY,
         )
         if claimed.taken_over:
             log.warning("took over expired poll claims", extra={"sources": claimed.taken_over})

@@ -49,8 +49,10 @@ def _unclaimed(model: type[Source] | type[Article], now: datetime) -> ColumnElem
     return or_(col(model.claimed_until).is_(None), col(model.claimed_until) < now)
 
 
-def _source_due(now: datetime, force: bool) -> ColumnElement[bool]:
-    return and_(is_due(now, force=force), _unclaimed(Source, now))
+def _source_due(now: datetime, force: bool, early: timedelta) -> ColumnElement[bool]:
+    # Forced: not polled since `now`, the start of the pass (early would take sources polled
+    # moments ago in this very pass).
+    return and_(is_due(now if force else now + early, force=force), _unclaimed(Source, now))
 
 
 def claim_due_sources(
@@ -61,20 +63,23 @@ def claim_due_sources(
     lease: timedelta,
     force: bool = False,
     limit: int | None = None,
+    due_early: timedelta = timedelta(0),
 ) -> Claimed:
     """Claim the due, unclaimed sources (all enabled unclaimed ones with `force`) until
-    `now + lease`, host by host: a process first takes the lease of each host (`host:NAME`),
-    so that one process at a time polls a host and the per-host connection limit holds for
-    all of them together. A host whose lease another process holds — polling it, or told by
-    it to wait (`release_hosts` with a Retry-After) — is left alone. The poll records each
-    outcome (`storage.sources.record_poll_states`), which ends the source's claim and sets
-    its next due time, then gives the hosts back with `release_hosts`."""
+    `now + lease`; `due_early` counts sources due that much later as due now. Host by host:
+    a process first takes the lease of each host (`host:NAME`), so that one process at a time
+    polls a host and the per-host connection limit holds for all of them together. A host
+    whose lease another process holds (polling it, or told by it to wait: `release_hosts`
+    with a Retry-After) is left alone. The poll records each outcome
+    (`storage.sources.record_poll_states`), which ends the source's claim and sets its next
+    due time, then gives the hosts back with `release_hosts`."""
     # No row locks on the candidates: the host leases serialise the claimants (a second one
     # waits on a lease row only while the first's claim transaction is open), and the UPDATE
     # re-checks that each source is still due and unclaimed. On SQLite the SELECT reads
     # outside the write transaction that the first lease write begins, so another process
     # may have taken these hosts in between; the second round sees what is left.
-    candidates = select(Source.id, Source.claimed_until, Source.url).where(_source_due(now, force))
+    due = _source_due(now, force, due_early)
+    candidates = select(Source.id, Source.claimed_until, Source.url).where(due)
     for _ in range(2):
         by_host: dict[str, list[tuple[int, datetime | None]]] = {}
         for source_id, claimed_until, url in session.exec(candidates.order_by(col(Source.id))):
@@ -91,7 +96,7 @@ def claim_due_sources(
                 break
             if hold_lease(session=session, name=HOST + host, owner=owner, now=now, ttl=lease).held:
                 rows += host_rows
-        claimed = _claim_rows(session, Source, rows, _source_due(now, force), owner, now + lease)
+        claimed = _claim_rows(session, Source, rows, due, owner, now + lease)
         if claimed.ids:
             return claimed
     return Claimed([], 0)

@@ -253,3 +253,11 @@ async def matching_urls(tmp_path: Path, database: Path, text: str) -> list[str]:
     async with open_app(settings) as app:
         page = await find(handler_context(app), SearchRequest(text=text, limit=1000))
     return sorted(hit.url for hit in page.hits)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "scale_out: several real `ainews run` processes on one PostgreSQL database "
+        "(tests/test_scale_out.py)",
+    )

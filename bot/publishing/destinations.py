@@ -1,8 +1,11 @@
 """Every enabled destination gets the day's briefing in the same run: the console file, the
 Slack channel, the Discord channel. Each is published on its own — one platform being down
 never holds up the others — and a failed publish is retried with back-off until it succeeds or
-the day is over. The next day's briefing says what happened. The week's report goes the same
-way, retried until the end of the week it is published in (its log lines say `week=`)."""
+the day is over. The next day's briefing says what happened. A destination that another process
+is posting is checked again at the first retry interval until it is posted: should that process
+die mid-thread, its claim's lease runs out and this one finishes the thread. The week's report
+goes the same way, retried until the end of the week it is published in (its log lines say
+`week=`)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from functools import partial
 from bot.publishing.ports import Publisher
 from jobs.briefing_model import Briefing
 from jobs.weekly_model import WeeklyReport
-from storage.briefings import briefing_outcome
+from storage.briefings import DAILY, WEEKLY, briefing_outcome
 from storage.clock import utcnow
 from storage.db import Database
 
@@ -56,7 +59,11 @@ class Destinations:
         briefing = replace(briefing, notes=await self.notes_for(publisher, briefing.day))
         deadline = datetime.combine(briefing.day + timedelta(days=1), time(0), tzinfo=self.tz)
         return await self._with_retry(
-            publisher, lambda: publisher.publish(briefing), deadline, {"day": str(briefing.day)}
+            publisher,
+            lambda: publisher.publish(briefing),
+            deadline,
+            {"day": str(briefing.day)},
+            claim=(DAILY, briefing.day),
         )
 
     async def publish_weekly_all(self, report: WeeklyReport) -> dict[str, bool]:
@@ -66,7 +73,11 @@ class Destinations:
         results = await asyncio.gather(
             *(
                 self._with_retry(
-                    p, partial(p.publish_weekly, report), deadline, {"week": report.week}
+                    p,
+                    partial(p.publish_weekly, report),
+                    deadline,
+                    {"week": report.week},
+                    claim=(WEEKLY, report.start),
                 )
                 for p in self.publishers
             )
@@ -79,12 +90,20 @@ class Destinations:
         publish: Callable[[], Awaitable[bool]],
         deadline: datetime,
         what: dict[str, str],
+        *,
+        claim: tuple[str, date],
     ) -> bool:
         failures = 0
         while True:
             try:
-                await publish()
-                return True
+                if await publish() or await self._posted(publisher, claim):
+                    return True
+                # Another process holds the claim. Should it die mid-thread, its lease runs
+                # out and a later attempt here takes the claim over and posts what is missing.
+                if self.clock() + timedelta(seconds=self.retry_first) >= deadline:
+                    return False
+                await asyncio.sleep(self.retry_first)
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -112,6 +131,13 @@ class Destinations:
                     },
                 )
                 await asyncio.sleep(wait)
+
+    async def _posted(self, publisher: Publisher, claim: tuple[str, date]) -> bool:
+        kind, day = claim
+        outcome = await self.db.run(
+            briefing_outcome, day=day, destination=publisher.destination, kind=kind
+        )
+        return outcome is not None and outcome.status == "posted"
 
     async def notes_for(self, publisher: Publisher, day: date) -> tuple[str, ...]:
         """What to tell readers about the previous day's publish to this destination."""

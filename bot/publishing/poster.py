@@ -20,9 +20,9 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 POSTER = "poster"
-# Renewed every RENEW_EVERY; another process takes over once TTL has passed without renewal.
+# The default time to live (AINEWS_POSTER_LEASE): another process takes over once it has passed
+# without renewal; the holder renews four times within it.
 TTL = timedelta(seconds=60)
-RENEW_EVERY = timedelta(seconds=15)
 
 
 class PosterRole:
@@ -32,18 +32,24 @@ class PosterRole:
         *,
         owner: str,
         clock: Callable[[], datetime],
+        ttl: timedelta = TTL,
         on_takeover: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.owner = owner
         self.clock = clock
+        self.ttl = ttl
         self.on_takeover = on_takeover
         self.held = False
+
+    @property
+    def renew_every(self) -> timedelta:
+        return self.ttl / 4
 
     async def renew(self) -> bool:
         """Take or keep the role; False while another live process holds it."""
         state = await self.db.run(
-            hold_lease, name=POSTER, owner=self.owner, now=self.clock(), ttl=TTL
+            hold_lease, name=POSTER, owner=self.owner, now=self.clock(), ttl=self.ttl
         )
         if state.held != self.held:
             log.info(
