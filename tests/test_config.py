@@ -42,7 +42,7 @@ def test_defaults_without_any_configuration() -> None:
         ("AINEWS_TIMEZONE", "Tokyo", "unknown time zone"),
         ("AINEWS_LANGUAGE", "fr", "'ja' or 'en'"),
         ("AINEWS_DAILY_TOKEN_BUDGET", "-1", "greater than or equal to 0"),
-        ("AINEWS_POLL_INTERVAL", "0", "greater than or equal to 1"),
+        ("AINEWS_POLL_INTERVAL", "0", "greater than or equal to 0.05"),
         ("DATABASE_URL", "oracle://x", "expected sqlite"),
     ],
 )

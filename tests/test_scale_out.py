@@ -561,12 +561,14 @@ async def test_processes_survive_their_database_connections_being_terminated(
     tmp_path: Path, postgres_url: str, feed_server: FeedServer
 ) -> None:
     """After the first poll every process's connections are terminated. None exits; at the
-    next poll (one minute later) an item added to a feed meanwhile is stored and summarised
+    next poll (15 s later) an item added to a feed meanwhile is stored and summarised
     exactly once, and every source is polled again in that second interval."""
     feeds, items = 3, 2
     paths = serve_feeds(feed_server, feeds, items)
     await add_sources(tmp_path, postgres_url, [feed_server.url(p) for p in paths])
-    envs = [bot_env(tmp_path, postgres_url, i, AINEWS_POLL_INTERVAL="1") for i in range(PROCESSES)]
+    envs = [
+        bot_env(tmp_path, postgres_url, i, AINEWS_POLL_INTERVAL="0.25") for i in range(PROCESSES)
+    ]
     async with fleet(tmp_path, envs) as bots:
         await until(lambda: all(b.records("summarize finished") for b in bots), "first polls")
         assert rows(postgres_url, Summary) == feeds * items
