@@ -59,7 +59,7 @@ class App:
     llm: LLM | None = None
     clock: Callable[[], datetime] = utcnow  # tests pass their own: nothing reads the date itself
     # This process among those sharing the database: the owner of its claims and leases.
-    instance: str = field(default_factory=lambda: instance_name())
+    instance: str = field(default_factory=instance_name)
     _metrics: Metrics | None = None
 
     @property

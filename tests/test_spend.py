@@ -47,7 +47,7 @@ from storage.usage import record_usage
 from tests.conftest import make_settings
 from tests.fakes.openai_server import OpenAIServer
 from tests.test_cli import ainews
-from tests.test_summarize import fenced
+from tests.test_summarize import NIMBUS, ZEPHYRA, fenced
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 # A Tuesday, 07:00 in Tokyo: still Monday 22:00 in UTC, so a stats period computed in UTC
@@ -67,21 +67,6 @@ class Clock:
 
 # -- articles and the answers a model writes for them -------------------------------------------
 
-NIMBUS = (
-    "Nimbus Labs、新モデルNimbus-2を発表",
-    "Nimbus Labsは新しい言語モデルNimbus-2を発表した。"
-    "パラメータ数は120億で、前世代より30%高速だという。"
-    "同社によると、日本語の推論精度も大きく向上した。"
-    "モデルは4月1日からAPIで提供される。"
-    "価格は100万トークンあたり2ドルに設定された。",
-)
-ZEPHYRA = (
-    "Zephyra Robotics raises funding",
-    "Zephyra Roboticsは物流ロボットの開発資金として50億円を調達した。"
-    "調達した資金は工場の自動化に使われる。"
-    "同社の従業員は現在80人である。"
-    "今後は海外展開も検討するという。",
-)
 # No decisive verb in the headline, few figures, one outlet: importance 1 by the heuristic.
 MEETUP = (
     "社内勉強会の様子を紹介します",

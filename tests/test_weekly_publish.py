@@ -15,10 +15,11 @@ import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bot.app import briefing_for
+from bot.app import App, briefing_for
 from bot.platforms.console import ConsolePublisher
 from bot.publishing.destinations import Destinations
 from jobs.weekly import stored_weekly
+from jobs.weekly_model import WeeklyReport
 from tests.conftest import DEMO_DAY, DEMO_NOW, demo_clock, make_settings
 from tests.fakes.discord_server import GUILD_ID, TEXT_CHANNEL_ID, DiscordServer
 from tests.fakes.slack_server import SlackServer
@@ -34,6 +35,16 @@ async def slack_server() -> AsyncIterator[SlackServer]:
         yield server
 
 
+async def demo_week_report(app: App) -> WeeklyReport:
+    """The demo week's report, stored (built without a model) on the demo clock."""
+    report = await stored_weekly(
+        db=app.db, week=WEEK, config=app.weekly_config, taxonomy=app.taxonomy, llm=None,
+        now=DEMO_NOW,
+    )  # fmt: skip
+    assert report is not None
+    return report
+
+
 async def test_weekly_thread_is_posted_once_per_destination_and_week(
     tmp_path: Path, demo_database: Path, slack_server: SlackServer
 ) -> None:
@@ -42,15 +53,7 @@ async def test_weekly_thread_is_posted_once_per_destination_and_week(
     out = io.StringIO()
     async with slack_running(settings) as first:
         app = first.app
-        report = await stored_weekly(
-            db=app.db,
-            week=WEEK,
-            config=app.weekly_config,
-            taxonomy=app.taxonomy,
-            llm=None,
-            now=DEMO_NOW,
-        )
-        assert report is not None
+        report = await demo_week_report(app)
         console = ConsolePublisher(
             db=app.db, directory=settings.briefings_dir, reports=settings.reports_dir, out=out
         )
@@ -99,15 +102,7 @@ async def test_a_crash_mid_thread_resumes_with_only_the_missing_items(
 
     async with slack_running(settings) as first:
         app = first.app
-        report = await stored_weekly(
-            db=app.db,
-            week=WEEK,
-            config=app.weekly_config,
-            taxonomy=app.taxonomy,
-            llm=None,
-            now=DEMO_NOW,
-        )
-        assert report is not None
+        report = await demo_week_report(app)
         watcher = asyncio.create_task(crash_after_six())
         with pytest.raises(SlackApiError):
             await first.platform.thread.publish_weekly(report)
@@ -204,15 +199,7 @@ async def test_discord_weekly_subcommand_and_thread_within_limits(
         assert "AI・機械学習 Weekly Report 2026-W47" in shown and "#01 " in shown
         bad = await running.answer(await running.command("weekly", week="last week"))
         assert "YYYY-Www" in text_of(bad[-1])
-        report = await stored_weekly(
-            db=running.app.db,
-            week=WEEK,
-            config=running.app.weekly_config,
-            taxonomy=running.app.taxonomy,
-            llm=None,
-            now=DEMO_NOW,
-        )
-        assert report is not None
+        report = await demo_week_report(running.app)
         assert await running.platform.thread.publish_weekly(report) is True
         assert await running.platform.thread.publish_weekly(report) is False
     [parent] = fake.messages_in(TEXT_CHANNEL_ID)
