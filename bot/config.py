@@ -68,7 +68,7 @@ class Settings(BaseSettings):
 
     # Minutes; a fraction is allowed (0.25: every 15 s), for tests and very busy feeds.
     poll_interval: float = Field(default=30, ge=0.05, le=24 * 60, alias="AINEWS_POLL_INTERVAL")
-    poll_concurrency: int = Field(default=32, ge=1, le=1000, alias="AINEWS_POLL_CONCURRENCY")
+    poll_concurrency: int = Field(default=100, ge=1, le=1000, alias="AINEWS_POLL_CONCURRENCY")
     poll_per_host: int = Field(default=4, ge=1, le=100, alias="AINEWS_POLL_PER_HOST")
     fetch_timeout: float = Field(default=20.0, gt=0, alias="AINEWS_FETCH_TIMEOUT")
     max_feed_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, alias="AINEWS_MAX_FEED_BYTES")

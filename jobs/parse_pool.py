@@ -137,6 +137,12 @@ class ParsePool:
         result: T = await asyncio.wrap_future(done)
         return result
 
+    def warm_up(self) -> None:
+        """Start the workers now, for a poll that has due sources: their start-up (the fork
+        server importing the parser) then overlaps the first fetches instead of following
+        the first answer."""
+        self._started()
+
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for diagnostics and tests)."""
         return [pid for worker in self._all if (pid := worker.pid) is not None]

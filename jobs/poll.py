@@ -32,7 +32,7 @@ from storage.articles import (
 )
 from storage.claims import claim_due_sources, host_of, release_hosts, release_sources
 from storage.clock import utcnow
-from storage.db import Database
+from storage.db import Database, GroupCommit
 from storage.models import Source
 from storage.sources import PollState, record_poll_states, sources_with_ids
 
@@ -160,11 +160,12 @@ async def poll_sources(
     states: list[PollState] = []
     recorded: set[int] = set()
     new_ids: list[int] = []
+    store = GroupCommit(db, insert_new_articles)
 
     async def one(source: _SourceRef) -> None:
         try:
             state, ids = await _poll_one(
-                source, db=db, fetcher=fetcher, parser=parser, config=config, clock=clock
+                source, store=store, fetcher=fetcher, parser=parser, config=config, clock=clock
             )
         except Exception as exc:  # a bug must not cost the other sources their poll
             log.exception("poll crashed", extra={"source_id": source.id, "url": source.url})
@@ -226,6 +227,7 @@ async def poll_sources(
     in_flight: set[asyncio.Task[None]] = set()
     try:
         while chunk := await claim_chunk():
+            parser.warm_up()
             in_flight.add(asyncio.create_task(poll_chunk(chunk)))
             if len(in_flight) >= CHUNKS_IN_FLIGHT:
                 done, in_flight = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
@@ -280,7 +282,7 @@ async def poll_sources(
 async def _poll_one(
     source: _SourceRef,
     *,
-    db: Database,
+    store: GroupCommit[list[tuple[str, int]]],
     fetcher: Fetcher,
     parser: ParsePool,
     config: PollConfig,
@@ -312,8 +314,7 @@ async def _poll_one(
             },
         )
     fulltext = config.fulltext_per_poll > 0
-    inserted = await db.run(
-        insert_new_articles,
+    inserted = await store(
         source_id=source.id,
         articles=[_new_article(e, fetch_page=fulltext) for e in parsed.entries],
         first_seen_at=polled_at,
@@ -356,6 +357,7 @@ async def _fetch_pages(
     for page in pages:
         by_source[page.source_id].append(page)
     trusted = {s.id: s.trusted for s in sources}
+    record = GroupCommit(db, record_page)
 
     async def one_source(source_id: int, todo: list[PageToFetch]) -> None:
         gate = asyncio.Semaphore(PAGES_AT_ONCE)
@@ -363,7 +365,11 @@ async def _fetch_pages(
         async def one(page: PageToFetch) -> None:
             async with gate:
                 status = await _complete_page(
-                    page, db=db, fetcher=fetcher, parser=parser, public_only=not trusted[source_id]
+                    page,
+                    record=record,
+                    fetcher=fetcher,
+                    parser=parser,
+                    public_only=not trusted[source_id],
                 )
             if status == FETCHED:
                 report.pages_fetched += 1
@@ -376,7 +382,12 @@ async def _fetch_pages(
 
 
 async def _complete_page(
-    page: PageToFetch, *, db: Database, fetcher: Fetcher, parser: ParsePool, public_only: bool
+    page: PageToFetch,
+    *,
+    record: GroupCommit[None],
+    fetcher: Fetcher,
+    parser: ParsePool,
+    public_only: bool,
 ) -> str:
     """Fetch one article's page and keep its main text when longer than the teaser. Fetched or
     failed, the article is then summarisable: a failure keeps the teaser, never the wait."""
@@ -397,8 +408,7 @@ async def _complete_page(
     except Exception:  # one page's bug must not keep the others or the poll report waiting
         log.exception("article page failed", extra={"article_id": page.article_id})
         status, body = FAILED, None
-    await db.run(
-        record_page,
+    await record(
         article_id=page.article_id,
         status=status,
         body_text=body,

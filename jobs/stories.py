@@ -96,15 +96,14 @@ def assign_stories(
     one of any n − ⌈t·n⌉ + 1 tokens of the n-token set, so looking up only the rarest such
     tokens finds every match. Tokens shared by more than `MAX_POSTING` recent titles are
     skipped: a title whose rarest words are that common is boilerplate, not a story."""
-    tokens: dict[int, frozenset[str]] = {}
-    story: dict[int, int] = {}
-    source: dict[int, int] = {}
+    # Per remembered article: (its tokens, their count, its story, its source). One lookup per
+    # candidate: this loop runs for hundreds of candidates per title on a large poll.
+    seen: dict[int, tuple[frozenset[str], int, int, int]] = {}
     index: defaultdict[str, list[int]] = defaultdict(list)
+    threshold = rule.threshold
 
     def remember(item: Titled, mine: frozenset[str], story_id: int) -> None:
-        tokens[item.id] = mine
-        story[item.id] = story_id
-        source[item.id] = item.source_id
+        seen[item.id] = (mine, len(mine), story_id, item.source_id)
         for token in mine:
             index[token].append(item.id)
 
@@ -114,9 +113,10 @@ def assign_stories(
     assigned: dict[int, int] = {}
     for item in new:
         mine = title_tokens(item.title)
-        best: tuple[float, int] | None = None
-        if len(mine) >= MIN_TOKENS:
-            prefix = len(mine) - math.ceil(rule.threshold * len(mine)) + 1
+        size = len(mine)
+        best_score, best_id = 0.0, None
+        if size >= MIN_TOKENS:
+            prefix = size - math.ceil(threshold * size) + 1
             rarest = sorted(mine, key=lambda t: (len(index.get(t, ())), t))[:prefix]
             candidates = {
                 other
@@ -124,22 +124,21 @@ def assign_stories(
                 if len(posting := index.get(token, ())) <= MAX_POSTING
                 for other in posting
             }
-            size = len(mine)
+            # Jaccard ≥ t needs t·|A| ≤ |B| ≤ |A|/t: most candidates fail on size alone,
+            # and the score comes from the intersection only (no union set is built).
+            low, high = threshold * size, size / threshold
             for other in candidates:
-                theirs = tokens[other]
-                # Jaccard ≥ t needs t·|A| ≤ |B| ≤ |A|/t: most candidates fail on size alone,
-                # and the score comes from the intersection only (no union set is built).
-                if source[other] == item.source_id or not (
-                    rule.threshold * size <= len(theirs) <= size / rule.threshold
-                ):
+                theirs, count, _, source_id = seen[other]
+                if source_id == item.source_id or not low <= count <= high:
                     continue
                 shared = mine & theirs
-                score = len(shared) / (size + len(theirs) - len(shared))
-                if (best is None or (score, -other) > (best[0], -best[1])) and rule.accepts(
-                    score, shared
-                ):
-                    best = (score, other)
-        story_id = story[best[1]] if best is not None else item.story_id or item.id
+                score = len(shared) / (size + count - len(shared))
+                if score < threshold or score < best_score:
+                    continue
+                better = best_id is None or score > best_score or other < best_id
+                if better and rule.accepts(score, shared):
+                    best_score, best_id = score, other
+        story_id = seen[best_id][2] if best_id is not None else item.story_id or item.id
         assigned[item.id] = story_id
         remember(item, mine, story_id)
     return assigned
