@@ -6,12 +6,17 @@ importing it (and Mako and Pygments behind it) and reading the migration scripts
 
 Alembic is handed a connection, never the URL: its `Config` is a ConfigParser, whose `%`
 interpolation turns a percent-encoded password (`p%40ss` for `p@ss`) into a `ValueError` at
-start-up. On PostgreSQL the upgrade runs under an advisory lock, so several processes started
-together (replicas of one deployment) migrate one after another: the first applies the
-migrations, the others find the schema current once they hold the lock."""
+start-up. The upgrade runs under a lock, so several processes started together (replicas of one
+deployment, or `ainews run` and a cron `ainews poll` on one SQLite file) migrate one after
+another: the first applies the migrations, the others find the schema current once they hold
+the lock. On PostgreSQL it is an advisory lock; on SQLite, an exclusive `flock` on a file beside
+the database (SQLite's own locks last one transaction, and Alembic takes several)."""
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,7 +76,7 @@ def upgrade_to_head(engine: Engine) -> None:
     from alembic import command
 
     postgres = engine.dialect.name == "postgresql"
-    with engine.connect() as connection:
+    with _sqlite_file_lock(engine), engine.connect() as connection:
         if postgres:
             # Session-level, so that it spans Alembic's transaction; released below, or by the
             # server when this connection dies.
@@ -88,6 +93,20 @@ def upgrade_to_head(engine: Engine) -> None:
                     text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
                 )
                 connection.commit()
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Held while a SQLite file database migrates; nothing for other databases. The lock file
+    stays (an empty file): removing it would let a process that opened it before the removal
+    lock a file no one else sees."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def schema_problem(engine: Engine) -> str | None:

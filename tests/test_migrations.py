@@ -162,10 +162,18 @@ async def test_a_password_with_special_characters_starts_up_and_migrates(
     assert owner == make_url(awkward_role).username  # migrated by that role, not another
 
 
-def test_processes_starting_together_migrate_a_new_database_once(postgres_url: str) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'new.sqlite3'}"
+
+
+def test_processes_starting_together_migrate_a_new_database_once(new_database: str) -> None:
     """Three start-ups at the same moment, each with its own engine (as separate processes
-    have): all succeed, one after another under the advisory lock, and leave one schema at
-    head — without the lock, the second CREATE TABLE of the same name fails."""
+    have): all succeed, one after another under the migration lock (PostgreSQL's advisory
+    lock, a lock file beside a SQLite database), and leave one schema at head — without the
+    lock, the second CREATE TABLE of the same name fails."""
     from sqlalchemy import text
 
     from storage.migrate import HEAD_REVISION
@@ -173,7 +181,7 @@ def test_processes_starting_together_migrate_a_new_database_once(postgres_url: s
     starters = 3
     barrier = threading.Barrier(starters)
     errors: list[BaseException] = []
-    databases = [Database(postgres_url) for _ in range(starters)]
+    databases = [Database(new_database) for _ in range(starters)]
 
     def start(db: Database) -> None:
         try:
