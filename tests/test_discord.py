@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -100,13 +101,14 @@ class Running:
         assert isinstance(self.platform.intake, DiscordBot)
         return self.platform.intake
 
-    async def command(self, path: str, **options: Any) -> str:
-        """Send `/ainews <path> options…` over the gateway; returns the interaction token."""
+    async def command(self, path: str, *, every_session: bool = False, **options: Any) -> str:
+        """Send `/ainews <path> options…` over the gateway (to every connected process with
+        `every_session`); returns the interaction token."""
         permissions = options.pop("_permissions", None)
         extra = {"permissions": permissions} if permissions is not None else {}
         synced = self.fake.command("ainews", GUILD_ID)
         payload = command_interaction(synced, path, options, **extra)
-        return await self.fake.send_interaction(payload)
+        return await self.fake.send_interaction(payload, every_session=every_session)
 
     async def answer(self, token: str, *, count: int = 2) -> list[InteractionResponse]:
         """The defer and the follow-up(s) of one interaction."""
@@ -508,6 +510,52 @@ async def test_after_intake_stops_a_command_is_told_to_retry(running: Running) -
     [reply] = await running.answer(await running.command("search", query="AI"), count=1)
     assert reply.type == CallbackType.MESSAGE and reply.ephemeral
     assert "再起動中" in text_of(reply)
+
+
+CALLBACK = "POST /interactions/{webhook_id}/{webhook_token}/callback"
+
+
+@asynccontextmanager
+async def two_replicas(
+    tmp_path: Path, database: Path, fake: DiscordServer
+) -> AsyncIterator[tuple[Running, Running]]:
+    """Two processes' worth of the bot on one database and one bot token, both connected."""
+    settings = discord_settings(tmp_path, database, fake)
+    async with discord_running(settings, fake) as one, discord_running(settings, fake) as two:
+        await fake.wait_for_ready(count=2)
+        yield one, two
+
+
+async def test_replicas_on_one_bot_token_answer_each_command_once(
+    tmp_path: Path, demo_database: Path, fake: DiscordServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both replicas receive the interaction; Discord accepts the first acknowledgement only
+    (40060 for the second), and only its winner searches and answers. The other stays quiet:
+    no "Ignoring exception in command" error in the log."""
+    async with two_replicas(tmp_path, demo_database, fake) as (one, two):
+        token = await one.command("search", query="AI", every_session=True)
+        calls = await fake.wait_for(CALLBACK, count=2)
+        await one.runner.drain(5)
+        await two.runner.drain(5)
+
+    assert sorted(c.status or 0 for c in calls) == [200, 400]
+    assert [r.kind for r in fake.responses_to(token)] == ["callback", "followup"]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+
+async def test_a_stopping_replica_leaves_the_answer_to_the_running_one(
+    tmp_path: Path, demo_database: Path, fake: DiscordServer
+) -> None:
+    async with two_replicas(tmp_path, demo_database, fake) as (one, two):
+        await two.bot.stop_intake()  # a rolling restart: `two` is on its way out
+        token = await one.command("search", query="AI", every_session=True)
+        await fake.wait_for(CALLBACK, count=2, timeout=10)
+        await one.runner.drain(5)
+
+    responses = fake.responses_to(token)
+    assert [r.kind for r in responses] == ["callback", "followup"]
+    assert "再起動中" not in text_of(responses[1]) and "AI" in text_of(responses[1])
 
 
 async def test_discord_stats_is_a_typed_subcommand_answered_privately(running: Running) -> None:

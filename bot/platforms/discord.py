@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import discord
@@ -52,6 +52,11 @@ NO_MENTIONS = discord.AllowedMentions.none()
 READY_TIMEOUT = 60.0
 CANNOT_DM = 50007  # Discord's "Cannot send messages to this user"
 RESTARTING = "ainews は再起動中です。少し待ってからもう一度お試しください。"
+# Discord's error code for a second acknowledgement of one interaction.
+ALREADY_ACKNOWLEDGED = 40060
+# How long a stopping process waits before saying it is restarting, so that another process on
+# the same bot token, still running, answers first (well inside Discord's 3 seconds).
+RESTARTING_DELAY = 1.0
 
 
 def configure_endpoints(api_url: str | None, gateway_url: str | None) -> None:
@@ -195,6 +200,21 @@ async def send_messages(
         )
 
 
+async def _acknowledge(acknowledgement: Awaitable[object]) -> bool:
+    """Whether this process acknowledged the interaction and so must answer it. Several
+    processes on one bot token (replicas sharing a database) each receive every interaction;
+    Discord accepts the first acknowledgement and refuses the others (40060), which makes it
+    the claim: only its winner does the work, and the others stay quiet."""
+    try:
+        await acknowledgement
+    except discord.HTTPException as exc:
+        if exc.code != ALREADY_ACKNOWLEDGED:
+            raise
+        log.info("interaction answered by another process")
+        return False
+    return True
+
+
 def controls_view(controls: Sequence[Control]) -> discord.ui.View | None:
     """Buttons as components. The view is stopped before it is sent, so discord.py keeps no
     state for it: every click reaches `on_interaction` by its `custom_id`, after a restart too."""
@@ -293,8 +313,14 @@ class DiscordBot(discord.Client):
         if self._accepting_commands:
             return True
         if interaction.type is discord.InteractionType.application_command:
-            await interaction.response.send_message(RESTARTING, ephemeral=True)
+            await self._say_restarting(interaction)
         return False
+
+    async def _say_restarting(self, interaction: discord.Interaction[Any]) -> None:
+        """Said a moment late: in a rolling restart another process may still be running, and
+        its answer is the one the user wants."""
+        await asyncio.sleep(RESTARTING_DELAY)
+        await _acknowledge(interaction.response.send_message(RESTARTING, ephemeral=True))
 
     # ── commands ───────────────────────────────────────────────────────────────────────────
 
@@ -420,8 +446,8 @@ class DiscordBot(discord.Client):
 
     async def _run(self, interaction: discord.Interaction[Any], text: str) -> None:
         """Defer first (the 3-second limit), then answer from a tracked task."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        self.spawn(self._answer(interaction, text))
+        if await _acknowledge(interaction.response.defer(ephemeral=True, thinking=True)):
+            self.spawn(self._answer(interaction, text))
 
     async def _answer(self, interaction: discord.Interaction[Any], text: str) -> None:
         answer = await self.core.command(self._caller(interaction), text)
@@ -495,10 +521,11 @@ class DiscordBot(discord.Client):
         if not custom_id.startswith(PREFIX):
             return
         if not self._accepting_commands:
-            await interaction.response.send_message(RESTARTING, ephemeral=True)
+            await self._say_restarting(interaction)
             return
-        await interaction.response.defer()  # "deferred update": the message stays until edited
-        self.spawn(self._answer_control(interaction, custom_id))
+        # A "deferred update": the message stays until edited.
+        if await _acknowledge(interaction.response.defer()):
+            self.spawn(self._answer_control(interaction, custom_id))
 
     async def _answer_control(self, interaction: discord.Interaction[Any], custom_id: str) -> None:
         result = await self.core.action(self._caller(interaction), custom_id)

@@ -962,19 +962,26 @@ class DiscordServer(LocalServer):
 
     # -- gateway control -------------------------------------------------------------------
 
-    async def send_interaction(self, payload: Mapping[str, Any], *, timeout: float = 5.0) -> str:
+    async def send_interaction(
+        self, payload: Mapping[str, Any], *, timeout: float = 5.0, every_session: bool = False
+    ) -> str:
         """Send INTERACTION_CREATE (built with `command_interaction` & co.) to the newest ready
-        session and return its token, for `wait_for_interaction_response`.
+        session, or with `every_session` to every ready one (as Discord does when two processes
+        connect with one bot token and no sharding), and return its token, for
+        `wait_for_interaction_response`. Only the first callback is accepted; later ones get
+        40060, "already acknowledged".
 
         The 3-second callback window (`interaction_timeout`) starts now. Waits up to
         `timeout` for a session to be ready.
         """
-        connection = await self._ready_connection(timeout)
+        newest = await self._ready_connection(timeout)
         body = dict(payload)
         token = str(body["token"])
         self._interactions[token] = _Interaction(body, time.monotonic())
         self.interactions.append(body)
-        await self._dispatch_to(connection, "INTERACTION_CREATE", body)
+        ready = [c for c in self._connections if c.session.ready and not c.ws.closed]
+        for connection in ready if every_session else [newest]:
+            await self._dispatch_to(connection, "INTERACTION_CREATE", body)
         return token
 
     async def dispatch(self, event: str, data: Mapping[str, Any]) -> int:
