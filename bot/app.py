@@ -17,28 +17,28 @@ from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.sources_file import load_sources_toml
-from handlers.context import HandlerContext
-from jobs.briefing import BriefingConfig, build_briefing
-from jobs.briefing_model import Briefing
 from jobs.llm import LLM
-from jobs.retention import RetentionConfig
-from jobs.summarize import SummarizeConfig, Summarizer, SummarizeReport
-from jobs.weekly import WeeklyConfig
 from storage.clock import utcnow
 from storage.db import Database
 from storage.migrate import upgrade_to_head
-from storage.search.index import all_article_ids, clear_index, index_articles
 from storage.sources import add_missing_sources, list_sources
 from storage.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
+    # Imported where they are used: fetching (aiohttp, feedparser, the parser pool) by
+    # `open_app(fetching=True)`, a third of the start-up of a command that only reads the
+    # database; the jobs by the functions that run them, so `ainews poll` does not pay for the
+    # briefing, the summariser, retention and the weekly report.
     from bot.metrics import Metrics
-
-    # Fetching (aiohttp, feedparser, the parser pool) is imported by `open_app(fetching=True)`
-    # only: it is a third of the start-up of a command that only reads the database.
+    from handlers.context import HandlerContext
+    from jobs.briefing import BriefingConfig
+    from jobs.briefing_model import Briefing
     from jobs.fetch import Fetcher
     from jobs.parse_pool import ParsePool
     from jobs.poll import PollConfig, PollReport, Progress
+    from jobs.retention import RetentionConfig
+    from jobs.summarize import SummarizeConfig, SummarizeReport
+    from jobs.weekly import WeeklyConfig
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class App:
 
     @property
     def summarize_config(self) -> SummarizeConfig:
+        from jobs.summarize import SummarizeConfig
+
         return SummarizeConfig(
             max_article_tokens=self.settings.max_article_tokens,
             max_output_tokens=self.settings.max_output_tokens,
@@ -84,6 +86,8 @@ class App:
 
     @property
     def briefing_config(self) -> BriefingConfig:
+        from jobs.briefing import BriefingConfig
+
         return BriefingConfig(
             tz=self.settings.tz,
             briefing_time=self.settings.briefing_time,
@@ -93,6 +97,8 @@ class App:
 
     @property
     def retention_config(self) -> RetentionConfig:
+        from jobs.retention import RetentionConfig
+
         return RetentionConfig(
             body_days=self.settings.retention_days,
             summary_days=self.settings.summary_retention_days,
@@ -110,6 +116,8 @@ class App:
 
     @property
     def weekly_config(self) -> WeeklyConfig:
+        from jobs.weekly import WeeklyConfig
+
         return WeeklyConfig(
             tz=self.settings.tz,
             size=self.settings.weekly_size,
@@ -233,6 +241,8 @@ async def poll_once(
 
 
 async def summarize_pending(app: App, *, progress: Progress | None = None) -> SummarizeReport:
+    from jobs.summarize import Summarizer
+
     summarizer = Summarizer(
         db=app.db,
         taxonomy=app.taxonomy,
@@ -247,6 +257,8 @@ async def summarize_pending(app: App, *, progress: Progress | None = None) -> Su
 
 
 async def briefing_for(app: App, day: date) -> Briefing:
+    from jobs.briefing import build_briefing
+
     return await build_briefing(
         db=app.db, day=day, config=app.briefing_config, taxonomy=app.taxonomy, llm=app.llm
     )
@@ -261,6 +273,8 @@ def handler_context(
     is_admin: bool = False,
 ) -> HandlerContext:
     """The context a handler gets for one command."""
+    from handlers.context import HandlerContext
+
     settings = app.settings
     return HandlerContext(
         db=app.db,
@@ -284,6 +298,8 @@ def handler_context(
 
 async def reindex(app: App, *, progress: Progress | None = None, batch: int = 500) -> int:
     """Rebuild the search index from the stored articles and summaries."""
+    from storage.search.index import all_article_ids, clear_index, index_articles
+
     ids = await app.db.run(all_article_ids)
     await app.db.run(clear_index)
     for start in range(0, len(ids), batch):
