@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, func, or_, update
+from sqlalchemy import Select, Table, bindparam, func, or_, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -91,22 +92,36 @@ def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
         yield values[start : start + _CHUNK]
 
 
+@cache
+def _known_statements() -> tuple[Select[Any], Select[Any]]:
+    """The two lookups of `_known_rows`, built once: the poller runs them for every feed, and
+    building a statement with `in_(values)` coerces each value into a bind parameter of its own
+    (most of a lookup's CPU), where an expanding parameter takes the list as it is."""
+    table = _table()
+    columns = [table.c[name] for name in _Known.__slots__]
+    by_key = sql_select(*columns).where(
+        table.c.source_id == bindparam("source_id"),
+        table.c.entry_key.in_(bindparam("keys", expanding=True)),
+    )
+    by_canonical = sql_select(*columns).where(
+        table.c.canonical_url.in_(bindparam("canonicals", expanding=True))
+    )
+    return by_key, by_canonical
+
+
 def _known_rows(
     session: Session, source_id: int, keys: Sequence[str], canonicals: Sequence[str]
 ) -> list[_Known]:
     """Rows of this source with one of `keys`, and rows of any source with one of
     `canonicals`."""
-    table = _table()
-    columns = [table.c[name] for name in _Known.__slots__]
+    by_key, by_canonical = _known_statements()
     rows: dict[int, _Known] = {}
     for part in _chunks(keys):
-        query = sql_select(*columns).where(
-            table.c.source_id == source_id, table.c.entry_key.in_(part)
-        )
-        rows.update((r[0], _Known(*r)) for r in session.execute(query).all())
+        found = session.execute(by_key, {"source_id": source_id, "keys": list(part)})
+        rows.update((r[0], _Known(*r)) for r in found.all())
     for part in _chunks(canonicals):
-        query = sql_select(*columns).where(table.c.canonical_url.in_(part))
-        rows.update((r[0], _Known(*r)) for r in session.execute(query).all())
+        found = session.execute(by_canonical, {"canonicals": list(part)})
+        rows.update((r[0], _Known(*r)) for r in found.all())
     return list(rows.values())
 
 
@@ -279,11 +294,18 @@ def recent_titles(*, session: Session, since: datetime) -> list[TitleRow]:
 
 
 def set_story_ids(*, session: Session, story_of: dict[int, int]) -> None:
-    """Bulk UPDATE by primary key (one executemany)."""
+    """One executemany of a Core UPDATE: the ORM's bulk update by primary key computes an
+    identity key per row, a third of a large poll's story step."""
     if story_of:
+        table = _table()
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("article_id"))
+            .values(story_id=bindparam("story"))
+        )
         session.execute(
-            update(Article),
-            [{"id": article_id, "story_id": story_id} for article_id, story_id in story_of.items()],
+            statement,
+            [{"article_id": article_id, "story": story} for article_id, story in story_of.items()],
         )
 
 
