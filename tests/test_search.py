@@ -29,7 +29,7 @@ from handlers.search import USAGE, handle_search
 from storage.articles import NewArticle, insert_new_articles, set_story_ids
 from storage.models import Summary
 from storage.search.index import clear_index, index_articles
-from storage.search.query import SearchPage, SearchQuery, search
+from storage.search.query import SearchPage, SearchQuery, search, snippet
 from storage.search.terms import parse_query_text
 from storage.sources import SourceSpec, add_missing_sources, list_sources, remove_source_by
 from storage.summaries import save_summary
@@ -788,6 +788,17 @@ async def test_snippets_show_the_matched_word(app: App, corpus: dict[str, int]) 
     [hit] = (await find(app, "量子コンピュータ")).hits
     assert hit.snippet.startswith("…") and hit.snippet.endswith("…")
     assert "量子コンピュータ" in hit.snippet and len(hit.snippet) <= 122
+
+
+def test_a_snippet_is_cut_around_its_word_after_characters_that_normalise_longer() -> None:
+    """Matching runs on normalised text, cutting on the original: "…" (three characters once
+    normalised) and "ﬁ" (two) before the word shift every later offset."""
+    text = "前置き… ﬁnal ＡＩ、" * 30 + "ここで量子コンピュータの話。" + "後書き。" * 30
+    [term] = parse_query_text("量子コンピュータ").required
+    cut = snippet([text], (term,))
+    assert "量子コンピュータ" in cut and cut.startswith("…") and cut.endswith("…")
+    plain = "前置きです。" * 40 + "ここで量子コンピュータの話。" + "後書き。" * 30
+    assert "量子コンピュータ" in snippet([plain], (term,))
 
 
 # ── both backends agree ──────────────────────────────────────────────────────────────────────

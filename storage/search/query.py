@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -133,12 +134,17 @@ def _filters(query: SearchQuery, params: dict[str, Any]) -> str:
 
 
 def _fts_term(term: Term) -> str:
-    # Tokens are letters, digits and CJK only (terms.py), so quoting them is enough; a `*`
-    # after a phrase makes its last token a prefix.
+    """The term as an FTS5 phrase. Tokens are letters, digits and CJK only (terms.py), so
+    quoting them is enough; a `*` after a phrase makes its last token a prefix. `chars` holds
+    single CJK characters only, so a phrase with a longer token cannot match there and needs
+    no column filter, which costs FTS5 a look at every match's positions (30% of the time of
+    `生成AI`, whose bm25 counts all 59,493 matches at 100k articles)."""
     phrase = '"' + " ".join(term.tokens) + '"' + ("*" if term.prefix else "")
-    return (
-        f"chars : {phrase}" if term.single_char else f"{{title keywords summary body}} : {phrase}"
-    )
+    if term.single_char:
+        return f"chars : {phrase}"
+    if any(len(t) > 1 for t in term.tokens):
+        return phrase
+    return f"{{title keywords summary body}} : {phrase}"
 
 
 def _sqlite_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
@@ -426,13 +432,22 @@ def snippet(texts: list[str], terms: tuple[Term, ...]) -> str:
     return " ".join(first[:SNIPPET_CHARS].split()) + ("…" if len(first) > SNIPPET_CHARS else "")
 
 
-def _normalised_with_offsets(original: str) -> tuple[str, list[int]]:
+def _normalised_with_offsets(original: str) -> tuple[str, Sequence[int]]:
     """The normalised text and, for each of its characters, the index in `original` it came
-    from (NFKC can change lengths: "…" becomes "...")."""
-    pieces: list[str] = []
+    from (NFKC can change lengths: "…" becomes "..."). Character by character, through a cache
+    (a 2 KB body has a few hundred distinct characters): 0.2 ms a body rather than 2 ms."""
+    pieces = list(map(_normal_char, original))
+    normal = "".join(pieces)
+    # Same length and no character dropped (a lone combining accent normalises to nothing):
+    # then every character became exactly one.
+    if len(normal) == len(original) and "" not in pieces:
+        return normal, range(len(original))
     origin: list[int] = []
-    for index, char in enumerate(original):
-        normal = normalise(char) if not char.isascii() else char.lower()
-        pieces.append(normal)
-        origin.extend([index] * len(normal))
-    return "".join(pieces), origin
+    for index, piece in enumerate(pieces):
+        origin.extend([index] * len(piece))
+    return normal, origin
+
+
+@functools.lru_cache(maxsize=8192)
+def _normal_char(char: str) -> str:
+    return char.lower() if char.isascii() else normalise(char)
