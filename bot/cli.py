@@ -4,9 +4,12 @@ carries only the requested document or JSON, so it can be piped."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
+import os
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -746,7 +749,36 @@ def _category_or_exit(taxonomy: Any, name: str | None) -> str:
 
 
 def main() -> None:
-    cli()
+    """The `ainews` entry point. A command ends without the interpreter's teardown: freeing
+    every object one by one took 0.2–0.4 s after a large poll (more than its story grouping),
+    in a process about to exit anyway. What exit must still do is done first, in the
+    interpreter's order: waiting for threads that are not daemons, the atexit handlers
+    (logging's flush among them), flushing stdout and stderr. An exception that escapes every
+    command (a bug) takes the ordinary exit, with its traceback."""
+    try:
+        cli()
+    except SystemExit as exc:
+        status = exit_status(exc.code)
+    else:
+        status = 0
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def exit_status(code: object) -> int:
+    """What `sys.exit(code)` would make the process return: None is 0, an int itself, and
+    anything else is printed to stderr and is 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
