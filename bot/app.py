@@ -21,7 +21,7 @@ from jobs.llm import LLM
 from storage.clock import utcnow
 from storage.db import Database
 from storage.migrate import upgrade_to_head
-from storage.sources import add_missing_sources, list_sources
+from storage.sources import add_missing_sources, has_sources
 from storage.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ async def open_app(
         db = await open_database(settings)
         stack.callback(db.dispose)
         app = App(settings=settings, db=db, taxonomy=taxonomy, clock=clock)
-        if seed and settings.sources_file.exists() and not await db.run(list_sources):
+        if seed and settings.sources_file.exists() and not await db.run(has_sources):
             specs = load_sources_toml(settings.sources_file, taxonomy)
             added = await db.run(add_missing_sources, specs=specs)
             log.info(

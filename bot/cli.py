@@ -250,10 +250,10 @@ def poll(
     async def main() -> dict[str, Any]:
         from bot.app import open_app, poll_once
         from storage.clock import utcnow
-        from storage.sources import due_sources
+        from storage.sources import count_due_sources
 
         async with open_app(settings, fetching=True) as app:
-            due = len(await app.db.run(due_sources, now=utcnow(), force=force))
+            due = await app.db.run(count_due_sources, now=utcnow(), force=force)
             with progress_bar("polling", due) as advance:
                 report = await poll_once(app, force=force, progress=advance)
         return report.as_dict()

@@ -128,10 +128,16 @@ def is_due(now: datetime, *, force: bool = False) -> ColumnElement[bool]:
     return and_(enabled, or_(col(Source.next_poll_at).is_(None), col(Source.next_poll_at) <= now))
 
 
-def due_sources(*, session: Session, now: datetime, force: bool = False) -> list[Source]:
-    return list(
-        session.exec(select(Source).where(is_due(now, force=force)).order_by(col(Source.id)))
+def count_due_sources(*, session: Session, now: datetime, force: bool = False) -> int:
+    """How many sources a poll at `now` would take: the CLI's progress bar, counted, not
+    loaded (thousands of rows at every `ainews poll`)."""
+    return int(
+        session.exec(select(func.count()).select_from(Source).where(is_due(now, force=force))).one()
     )
+
+
+def has_sources(*, session: Session) -> bool:
+    return session.exec(select(Source.id).limit(1)).first() is not None
 
 
 def sources_with_ids(*, session: Session, ids: Sequence[int]) -> list[Source]:
