@@ -43,6 +43,7 @@ from poll import (  # bench/poll.py: the script's directory is on sys.path
     RunResult,
     _app_default,
     _load_average,
+    compile_project,
     generate_feeds,
     loopback_hosts,
     run_ainews,
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--processes must include 1: it is the baseline")
 
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join([*hosts, "localhost"])
+    compile_project()
     load_start = _load_average()
     workdir = Path(tempfile.mkdtemp(prefix="ainews-scale-"))
     server_url = make_url(normalise_database_url(args.postgres_url))
