@@ -1130,6 +1130,10 @@ def print_table(
         print("where the first poll's time went (t = 0 at spawn; measured from outside):")
         for label, value, detail in breakdown:
             print(f"  {label:<40} {value:>16}  {detail}")
+        phases = first.json().get("seconds") or {}
+        if phases:
+            told = ", ".join(f"{name} {value:.2f} s" for name, value in phases.items())
+            print(f"  and as the poll itself reports them (--json seconds): {told}")
     if stages:
         print("the poller's CPU-bound stages alone, in one process (this bench's):")
         for label, value in stages:

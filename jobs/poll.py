@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from asyncio import FIRST_COMPLETED
 from collections import defaultdict
 from collections.abc import Callable
@@ -78,7 +79,10 @@ class PollConfig:
 @dataclass(slots=True)
 class PollReport:
     """Counts printed by `ainews poll --json`. `pages_waiting` counts every article still
-    waiting for its page after this poll, in all sources."""
+    waiting for its page after this poll, in all sources. `seconds`: how long each phase took
+    (wall time): `feeds` (claiming, fetching, parsing and storing every feed, overlapped),
+    `stories` (grouping the new articles), `pages` (article pages); what an operator reads
+    first when a poll takes longer than its interval."""
 
     sources: int = 0
     new: int = 0
@@ -91,6 +95,7 @@ class PollReport:
     claims_taken_over: int = 0
     disabled: list[dict[str, Any]] = field(default_factory=list)
     recovered: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +109,7 @@ class PollReport:
             "pages_waiting": self.pages_waiting,
             "disabled": self.disabled,
             "recovered": self.recovered,
+            "seconds": self.seconds,
         }
 
 
@@ -154,6 +160,7 @@ async def poll_sources(
     outcomes are recorded as soon as it is done, which ends its claims and gives its hosts
     back; a process that died mid-poll leaves claims that expire after one interval."""
     now = clock()
+    started = time.monotonic()
     report = PollReport()
     sources: list[_SourceRef] = []
     claimed_ids: list[int] = []
@@ -248,8 +255,13 @@ async def poll_sources(
         raise
     report.sources = len(sources)
     report.new = len(new_ids)
+    phase = report.seconds
+    phase["feeds"] = _since(started)
+    started = time.monotonic()
     if new_ids:
         await _group_stories(db, parser, sorted(new_ids), since=now - STORY_WINDOW)
+    phase["stories"] = _since(started)
+    started = time.monotonic()
     # A source whose feed failed (429, 503, timeouts…) is not sent page requests as well; its
     # waiting articles wait for a poll that succeeds.
     healthy = {s.source_id for s in states if s.error is None}
@@ -262,6 +274,7 @@ async def poll_sources(
         report=report,
     )
     report.pages_waiting = await db.run(count_waiting_pages)
+    phase["pages"] = _since(started)
     log.info(
         "poll finished",
         extra={
@@ -274,6 +287,7 @@ async def poll_sources(
             "pages_waiting": report.pages_waiting,
             "disabled": len(report.disabled),
             "recovered": len(report.recovered),
+            **{f"{name}_s": value for name, value in phase.items()},
         },
     )
     return report
@@ -428,6 +442,10 @@ async def _group_stories(
     new = [t for t in titled if t.id in fresh]
     assigned = await parser.group_stories(known, new)
     await db.run(set_story_ids, story_of=assigned)
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
 
 
 def _success(

@@ -76,7 +76,10 @@ async def test_poll_json_counts_then_not_modified(tmp_path: Path, feed_server: F
         "pages_waiting",
         "disabled",
         "recovered",
+        "seconds",
     }
+    assert set(report["seconds"]) == {"feeds", "stories", "pages"}
+    assert all(value >= 0 for value in report["seconds"].values())
     assert (report["sources"], report["new"], report["not_modified"], report["failed"]) == (
         3,
         5,

@@ -240,6 +240,10 @@ async def test_a_slow_source_does_not_hold_up_the_others(app: App, feed_server: 
     slow_call = feed_server.calls_to("/slow.xml")[0]
     assert report.new == 2 and report.failed == 1
     assert abs(fast_call.at - slow_call.at) < 0.5  # fetched concurrently, not one after another
+    # The feeds phase lasted until the slow source gave up (its fetch timeout, 1 s here), and
+    # the report says so: the phase an operator looks at when polls run long.
+    assert report.seconds["feeds"] >= 1.0
+    assert report.seconds["feeds"] > report.seconds["stories"]
 
 
 @pytest.mark.parametrize("app", ["sqlite"], indirect=True)
