@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from jobs.feed_parse import ParsedFeed, extract_article_text, parse_feed
-from jobs.stories import Titled, assign_stories
+from jobs.stories import SAME_LANGUAGE, Titled, best_matches, resolve_stories
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ WORKER_NICENESS = 10
 PARSE_TIMEOUT = 30.0
 # Story grouping is one call per poll over every recent title: about a second on a large poll.
 GROUPING_TIMEOUT = 300.0
+# New articles per worker below which story grouping is not split: a share must be worth
+# sending every title to one more process.
+GROUPING_SHARE_MIN = 200
 # How long `close` lets running tasks finish before it kills their workers.
 SHUTDOWN_TIMEOUT = 5.0
 # How long an idle worker gets to exit after being asked to, before it is killed.
@@ -114,8 +117,25 @@ class ParsePool:
 
     async def group_stories(self, known: list[Titled], new: list[Titled]) -> dict[int, int]:
         """Story grouping is pure-Python CPU work too; in a thread it would hold the GIL
-        against the event loop for a second on a large poll."""
-        return await self.run(assign_stories, known, new, time_limit=GROUPING_TIMEOUT)
+        against the event loop for a second on a large poll. It runs after the last feed, so
+        its search for each article's best match is shared among the workers (each takes
+        every n-th new article), and only the cheap story resolution is done here."""
+        parts = max(1, min(self.workers, len(new) // GROUPING_SHARE_MIN))
+        shares = await asyncio.gather(
+            *(
+                self.run(
+                    best_matches,
+                    known,
+                    new,
+                    SAME_LANGUAGE,
+                    part,
+                    parts,
+                    time_limit=GROUPING_TIMEOUT,
+                )
+                for part in range(parts)
+            )
+        )
+        return resolve_stories(known, new, {k: v for share in shares for k, v in share.items()})
 
     async def run(self, fn: Callable[..., T], *args: Any, time_limit: float | None) -> T:
         """`fn(*args)` in a worker process, within `time_limit` seconds (None: no limit) from

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -90,55 +90,95 @@ def assign_stories(
     """Story id for each new article: the story of the most similar earlier article from another
     source that `rule` accepts (ties: the earliest), or else its own story (its id when it has
     none yet). `known` and `new` are in id order; new articles also match each other (two feeds
-    reporting the same story in one poll).
+    reporting the same story in one poll)."""
+    known, new = list(known), list(new)
+    return resolve_stories(known, new, best_matches(known, new, rule))
+
+
+def resolve_stories(
+    known: Sequence[Titled], new: Sequence[Titled], best: Mapping[int, int]
+) -> dict[int, int]:
+    """The stories, from each new article's best earlier match (`best_matches`): in id order,
+    an article takes its match's story. Cheap, and the only step that must be sequential."""
+    story = {item.id: item.story_id or item.id for item in known}
+    for item in new:
+        match = best.get(item.id)
+        story[item.id] = story[match] if match is not None else item.story_id or item.id
+    return {item.id: story[item.id] for item in new}
+
+
+def best_matches(
+    known: Sequence[Titled],
+    new: Sequence[Titled],
+    rule: Rule = SAME_LANGUAGE,
+    part: int = 0,
+    parts: int = 1,
+) -> dict[int, int]:
+    """New article id → the id of its most similar earlier article from another source that
+    `rule` accepts (ties: the earliest), for the new articles at positions `part`, `part +
+    parts`, …: `parts` workers each take a share and see the same result as one would. Every
+    article is indexed in id order whichever part searches it, and a match never depends on
+    stories, so the shares are independent; `resolve_stories` then makes the stories.
 
     Candidates come from prefix filtering: if two sets have Jaccard ≥ t, they share at least
     one of any n − ⌈t·n⌉ + 1 tokens of the n-token set, so looking up only the rarest such
     tokens finds every match. Tokens shared by more than `MAX_POSTING` recent titles are
     skipped: a title whose rarest words are that common is boilerplate, not a story."""
-    # Per remembered article: (its tokens, their count, its story, its source). One lookup per
+    # Per remembered article: (its tokens, their count, its source). One lookup per
     # candidate: this loop runs for hundreds of candidates per title on a large poll.
-    seen: dict[int, tuple[frozenset[str], int, int, int]] = {}
+    seen: dict[int, tuple[frozenset[str], int, int]] = {}
     index: defaultdict[str, list[int]] = defaultdict(list)
-    threshold = rule.threshold
 
-    def remember(item: Titled, mine: frozenset[str], story_id: int) -> None:
-        seen[item.id] = (mine, len(mine), story_id, item.source_id)
+    def remember(item: Titled, mine: frozenset[str]) -> None:
+        seen[item.id] = (mine, len(mine), item.source_id)
         for token in mine:
             index[token].append(item.id)
 
     for item in known:
-        remember(item, title_tokens(item.title), item.story_id or item.id)
+        remember(item, title_tokens(item.title))
 
-    assigned: dict[int, int] = {}
-    for item in new:
+    best: dict[int, int] = {}
+    for position, item in enumerate(new):
         mine = title_tokens(item.title)
         size = len(mine)
-        best_score, best_id = 0.0, None
-        if size >= MIN_TOKENS:
-            prefix = size - math.ceil(threshold * size) + 1
-            rarest = sorted(mine, key=lambda t: (len(index.get(t, ())), t))[:prefix]
-            candidates = {
-                other
-                for token in rarest
-                if len(posting := index.get(token, ())) <= MAX_POSTING
-                for other in posting
-            }
-            # Jaccard ≥ t needs t·|A| ≤ |B| ≤ |A|/t: most candidates fail on size alone,
-            # and the score comes from the intersection only (no union set is built).
-            low, high = threshold * size, size / threshold
-            for other in candidates:
-                theirs, count, _, source_id = seen[other]
-                if source_id == item.source_id or not low <= count <= high:
-                    continue
-                shared = mine & theirs
-                score = len(shared) / (size + count - len(shared))
-                if score < threshold or score < best_score:
-                    continue
-                better = best_id is None or score > best_score or other < best_id
-                if better and rule.accepts(score, shared):
-                    best_score, best_id = score, other
-        story_id = seen[best_id][2] if best_id is not None else item.story_id or item.id
-        assigned[item.id] = story_id
-        remember(item, mine, story_id)
-    return assigned
+        if size >= MIN_TOKENS and position % parts == part:
+            match = _best(item, mine, seen, index, rule)
+            if match is not None:
+                best[item.id] = match
+        remember(item, mine)
+    return best
+
+
+def _best(
+    item: Titled,
+    mine: frozenset[str],
+    seen: dict[int, tuple[frozenset[str], int, int]],
+    index: defaultdict[str, list[int]],
+    rule: Rule,
+) -> int | None:
+    size = len(mine)
+    threshold = rule.threshold
+    prefix = size - math.ceil(threshold * size) + 1
+    rarest = sorted(mine, key=lambda t: (len(index.get(t, ())), t))[:prefix]
+    candidates = {
+        other
+        for token in rarest
+        if len(posting := index.get(token, ())) <= MAX_POSTING
+        for other in posting
+    }
+    # Jaccard ≥ t needs t·|A| ≤ |B| ≤ |A|/t: most candidates fail on size alone, and the
+    # score comes from the intersection only (no union set is built).
+    low, high = threshold * size, size / threshold
+    best_score, best_id = 0.0, None
+    for other in candidates:
+        theirs, count, source_id = seen[other]
+        if source_id == item.source_id or not low <= count <= high:
+            continue
+        shared = mine & theirs
+        score = len(shared) / (size + count - len(shared))
+        if score < threshold or score < best_score:
+            continue
+        better = best_id is None or score > best_score or other < best_id
+        if better and rule.accepts(score, shared):
+            best_score, best_id = score, other
+    return best_id
