@@ -20,6 +20,7 @@ from tests.fakes.openai_server import OpenAIServer
 
 if TYPE_CHECKING:
     from jobs.briefing import BriefingConfig
+    from tests.fakes.discord_server import DiscordServer
 
 DEMO_FEEDS = PROJECT_ROOT / "bot" / "demo" / "feeds"
 # The demo feeds' newest briefing day, and a moment after its briefing was due: tests over demo
@@ -119,9 +120,7 @@ async def demo_database(tmp_path: Path) -> Path:
     """The offline demo's database: every demo feed polled and summarised (DEMO_DAY's data)."""
     from bot.demo.run import run_demo
 
-    settings = make_settings(tmp_path)
-    await run_demo(settings)
-    return settings.var_dir / "demo" / "ainews-demo.sqlite3"
+    return (await run_demo(make_settings(tmp_path))).database
 
 
 @pytest.fixture
@@ -134,6 +133,39 @@ async def feed_server() -> AsyncIterator[FeedServer]:
 async def openai_server() -> AsyncIterator[OpenAIServer]:
     async with OpenAIServer() as server:
         yield server
+
+
+@pytest.fixture
+async def discord_server() -> AsyncIterator[DiscordServer]:
+    """The Discord stand-in. The adapter points discord.py's process-wide endpoints
+    (`Route.BASE`, the gateway URL) at it; they are given back afterwards. discord.py is
+    imported here, not at the top: most test files never start Discord."""
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    from tests.fakes.discord_server import DiscordServer
+
+    saved = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    async with DiscordServer() as server:
+        try:
+            yield server
+        finally:
+            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+def demo_llm_settings(
+    tmp_path: Path, database: Path, openai_server: OpenAIServer, **overrides: Any
+) -> Settings:
+    """Settings over a demo database with the model at the OpenAI stand-in, no retries (a
+    test's scripted answer is the only one)."""
+    return make_settings(
+        tmp_path,
+        DATABASE_URL=f"sqlite:///{database}",
+        OPENAI_API_KEY="test",
+        OPENAI_BASE_URL=openai_server.base_url + "/v1",
+        AINEWS_LLM_MAX_RETRIES=0,
+        **overrides,
+    )
 
 
 def _unreachable(reason: str) -> None:

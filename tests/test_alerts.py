@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 from sqlmodel import select
 
@@ -297,8 +296,7 @@ async def slack() -> AsyncIterator[SlackServer]:
 async def test_slack_subscribe_and_an_inert_bundle(
     tmp_path: Path, demo_database: Path, slack: SlackServer
 ) -> None:
-    from tests.fakes.slack_server import events_api_payload, sign_request
-    from tests.test_slack import SECRET, post_command, slack_running, slack_settings
+    from tests.test_slack import post_command, post_event, slack_running, slack_settings
 
     async with slack_running(slack_settings(tmp_path, demo_database, slack)) as running:
         await post_command(running.events_url, slack, 'subscribe query:"GPU 配布"', user="UQ")
@@ -314,14 +312,8 @@ async def test_slack_subscribe_and_an_inert_bundle(
         assert "@\u200beveryone" in text  # still readable, no longer a mention
         assert not [url for url in re_links(text) if "evil.example" in url]
 
-        opened = events_api_payload({"type": "app_home_opened", "user": "UQ", "tab": "home"})
-        raw = json.dumps(opened).encode()
-        headers = {"Content-Type": "application/json", **sign_request(SECRET, raw)}
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(running.events_url, data=raw, headers=headers) as response,
-        ):
-            assert response.status == 200
+        opened = {"type": "app_home_opened", "user": "UQ", "tab": "home"}
+        assert await post_event(running.events_url, opened) == 200
         [view] = [c.decoded("view") for c in await slack.wait_for("views.publish")]
         texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
         assert "*保存検索*\n1. GPU 配布" in texts
@@ -332,16 +324,8 @@ def re_links(text: str) -> list[str]:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[DiscordServer]:
-    from discord.gateway import DiscordWebSocket
-    from discord.http import Route
-
-    saved = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    async with DiscordServer() as server:
-        try:
-            yield server
-        finally:
-            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+def fake(discord_server: DiscordServer) -> DiscordServer:
+    return discord_server
 
 
 async def test_discord_subscribe_list_unsubscribe_and_an_inert_bundle(

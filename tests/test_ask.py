@@ -14,7 +14,7 @@ from bot.app import App, handler_context, open_app
 from bot.render.reply_markdown import render_reply
 from handlers.ask import NOTHING_FOUND, handle_ask, question_terms
 from handlers.reply import plain_text
-from tests.conftest import demo_clock, make_settings
+from tests.conftest import demo_clock, demo_llm_settings, make_settings
 from tests.fakes.openai_server import OpenAIServer
 
 FENCE = re.compile(r"<<<ARTICLE (\w+)>>>\n(.*)\n<<<END ARTICLE \1>>>", re.S)
@@ -24,13 +24,7 @@ FENCE = re.compile(r"<<<ARTICLE (\w+)>>>\n(.*)\n<<<END ARTICLE \1>>>", re.S)
 async def app(
     tmp_path: Path, demo_database: Path, openai_server: OpenAIServer
 ) -> AsyncIterator[App]:
-    settings = make_settings(
-        tmp_path,
-        DATABASE_URL=f"sqlite:///{demo_database}",
-        OPENAI_API_KEY="test",
-        OPENAI_BASE_URL=openai_server.base_url + "/v1",
-        AINEWS_LLM_MAX_RETRIES=0,
-    )
+    settings = demo_llm_settings(tmp_path, demo_database, openai_server)
     async with open_app(settings, llm=True, clock=demo_clock) as app:
         yield app
 

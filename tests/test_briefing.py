@@ -16,7 +16,7 @@ from bot.render.markdown import render_briefing
 from jobs.briefing import BriefingConfig, briefing_day_for, briefing_window
 from jobs.briefing_model import Briefing, BriefingItem, BriefingSection, Highlight, Link, Trend
 from storage.taxonomy import Taxonomy
-from tests.conftest import make_settings
+from tests.conftest import demo_llm_settings, make_settings
 from tests.fakes.openai_server import OpenAIServer
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -250,16 +250,8 @@ async def test_trend_analysis_by_the_model_is_grounded_or_replaced_by_counts(
     """One call over the selected items; a trend that invents a figure is not published."""
     from bot.app import briefing_for, open_app
 
-    settings = make_settings(tmp_path)
-    await run_demo(settings)  # fills var/demo/ainews-demo.sqlite3 with summarised articles
-    database = demo_settings_path(settings)
-    llm_settings = make_settings(
-        tmp_path,
-        DATABASE_URL=f"sqlite:///{database}",
-        OPENAI_API_KEY="test",
-        OPENAI_BASE_URL=openai_server.base_url + "/v1",
-        AINEWS_LLM_MAX_RETRIES=0,
-    )
+    database = (await run_demo(make_settings(tmp_path))).database  # summarised articles
+    llm_settings = demo_llm_settings(tmp_path, database, openai_server)
     grounded = {
         "themes": [{"name": "推論チップ", "text": "Hoshizora AIが量産を開始した（#1）。"}],
         "organisations": [{"name": "Hoshizora AI", "text": "推論チップHZ-2の量産を開始。"}],
@@ -282,7 +274,3 @@ async def test_trend_analysis_by_the_model_is_grounded_or_replaced_by_counts(
     assert "## 📊 本日のトレンド分析\n" in render_briefing(good)
     assert bad.trend.automatic is True  # "987" is in no article: counts instead
     assert "987" not in render_briefing(bad)
-
-
-def demo_settings_path(settings: Settings) -> Path:
-    return settings.var_dir / "demo" / "ainews-demo.sqlite3"

@@ -10,7 +10,7 @@ import pytest
 from bot.app import App, handler_context, open_app
 from handlers.commands import handle_command
 from handlers.reply import Code, Reply, RepostBriefing, plain_text
-from tests.conftest import DEMO_DAY, demo_clock, make_settings
+from tests.conftest import DEMO_DAY, demo_clock, demo_llm_settings, make_settings
 from tests.fakes.openai_server import OpenAIServer
 
 
@@ -103,13 +103,7 @@ async def test_digest_is_built_once_per_day_whoever_asks(
             "outlook": "推論向けハードウェアの競争が続く見通し。",
         }
     )
-    llm_settings = make_settings(
-        tmp_path,
-        DATABASE_URL=f"sqlite:///{database}",
-        OPENAI_API_KEY="test",
-        OPENAI_BASE_URL=openai_server.base_url + "/v1",
-        AINEWS_LLM_MAX_RETRIES=0,
-    )
+    llm_settings = demo_llm_settings(tmp_path, database, openai_server)
     async with open_app(llm_settings, llm=True, clock=demo_clock) as app:
         replies = [await run(app, "digest", user=f"U{n}") for n in range(5)]
         replies.append(await run(app, "digest 2026-11-23"))

@@ -18,8 +18,6 @@ from typing import Any
 
 import discord
 import pytest
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
 from bot.app import App, briefing_for, open_app
 from bot.platforms.discord import DiscordBot, build_discord
@@ -59,13 +57,8 @@ MESSAGES = "POST /channels/{channel_id}/messages"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[DiscordServer]:
-    saved = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    async with DiscordServer() as server:
-        try:
-            yield server
-        finally:  # the adapter sets discord.py's process-wide endpoints: give them back
-            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+def fake(discord_server: DiscordServer) -> DiscordServer:
+    return discord_server
 
 
 def discord_settings(

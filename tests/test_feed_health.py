@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
 from bot.app import App, handler_context, open_app, poll_once
 from bot.platforms.console import NOTICES_FILE
@@ -181,13 +179,9 @@ class Chat:
 
 
 @pytest.fixture
-async def chat() -> AsyncIterator[Chat]:
-    saved = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    async with SlackServer() as slack, DiscordServer() as discord:
-        try:
-            yield Chat(slack, discord)
-        finally:  # the adapter sets discord.py's process-wide endpoints: give them back
-            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+async def chat(discord_server: DiscordServer) -> AsyncIterator[Chat]:
+    async with SlackServer() as slack:
+        yield Chat(slack, discord_server)
 
 
 def chat_settings(tmp_path: Path, chat: Chat, **extra: Any) -> Any:

@@ -115,17 +115,27 @@ async def running(
         yield running
 
 
-async def post_signed(events_url: str, body: bytes, *, secret: str = SECRET, **kw: Any) -> int:
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        **sign_request(secret, body, **kw),
-    }
+async def post_signed(
+    events_url: str,
+    body: bytes,
+    *,
+    secret: str = SECRET,
+    content_type: str = "application/x-www-form-urlencoded",
+    **kw: Any,
+) -> int:
+    headers = {"Content-Type": content_type, **sign_request(secret, body, **kw)}
     async with (
         aiohttp.ClientSession() as http,
         http.post(events_url, data=body, headers=headers) as response,
     ):
         await response.read()
         return response.status
+
+
+async def post_event(events_url: str, event: dict[str, Any]) -> int:
+    """An Events API callback carrying `event`, signed, as Slack sends it (JSON)."""
+    body = json.dumps(events_api_payload(event)).encode()
+    return await post_signed(events_url, body, content_type="application/json")
 
 
 async def post_command(
@@ -600,23 +610,15 @@ async def test_socket_mode_commands_are_acked_and_answered(
 
 
 async def test_a_mention_is_answered_in_a_thread(running: Running, slack: SlackServer) -> None:
-    body = events_api_payload(
-        {
-            "type": "app_mention",
-            "user": "U123",
-            "text": "<@U0BOT> Kumo Relayとは？",
-            "ts": "1700000000.000200",
-            "channel": "C0TALK",
-            "event_ts": "1700000000.000200",
-        }
-    )
-    raw = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", **sign_request(SECRET, raw)}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(running.events_url, data=raw, headers=headers) as response,
-    ):
-        assert response.status == 200
+    mention = {
+        "type": "app_mention",
+        "user": "U123",
+        "text": "<@U0BOT> Kumo Relayとは？",
+        "ts": "1700000000.000200",
+        "channel": "C0TALK",
+        "event_ts": "1700000000.000200",
+    }
+    assert await post_event(running.events_url, mention) == 200
     [message] = await slack.wait_for_message()
     assert message.channel == "C0TALK" and message.thread_ts == "1700000000.000200"
     assert "Kumo Relay" in json.dumps(message.blocks, ensure_ascii=False)
@@ -625,14 +627,8 @@ async def test_a_mention_is_answered_in_a_thread(running: Running, slack: SlackS
 async def test_app_home_shows_and_toggles_subscriptions(
     running: Running, slack: SlackServer
 ) -> None:
-    opened = events_api_payload({"type": "app_home_opened", "user": "UHOME", "tab": "home"})
-    raw = json.dumps(opened).encode()
-    headers = {"Content-Type": "application/json", **sign_request(SECRET, raw)}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(running.events_url, data=raw, headers=headers) as response,
-    ):
-        assert response.status == 200
+    opened = {"type": "app_home_opened", "user": "UHOME", "tab": "home"}
+    assert await post_event(running.events_url, opened) == 200
     [view] = [c.decoded("view") for c in await slack.wait_for("views.publish")]
     toggles = [b["accessory"] for b in view["blocks"] if "accessory" in b]
     assert len(toggles) == 10 and all(b["text"]["text"] == "購読" for b in toggles)

@@ -11,7 +11,7 @@ import pytest
 
 from bot.demo.run import run_demo
 from bot.render.markdown import render_briefing
-from tests.conftest import DEMO_DAY, make_settings
+from tests.conftest import DEMO_DAY, demo_llm_settings, make_settings
 from tests.fakes.openai_server import OpenAIServer
 
 # What gpt-4o-mini answers for the demo day's items (names of the items, repeated in the text).
@@ -47,15 +47,8 @@ async def test_a_natural_trend_answer_is_accepted_and_an_ungrounded_one_is_not(
 ) -> None:
     from bot.app import briefing_for, open_app
 
-    settings = make_settings(tmp_path)
-    await run_demo(settings)
-    llm_settings = make_settings(
-        tmp_path,
-        DATABASE_URL=f"sqlite:///{settings.var_dir / 'demo' / 'ainews-demo.sqlite3'}",
-        OPENAI_API_KEY="test",
-        OPENAI_BASE_URL=openai_server.base_url + "/v1",
-        AINEWS_LLM_MAX_RETRIES=0,
-    )
+    database = (await run_demo(make_settings(tmp_path))).database
+    llm_settings = demo_llm_settings(tmp_path, database, openai_server)
     # Also natural in shape, but Google is in none of the day's items.
     ungrounded = {
         **NATURAL,

@@ -32,7 +32,7 @@ from jobs.weekly import build_weekly, last_complete_week, week_window
 from jobs.weekly_model import IsoWeek, WeeklyReport, weekly_from_payload, weekly_to_payload
 from storage.models import Article, Source, Summary
 from storage.taxonomy import Taxonomy
-from tests.conftest import DEMO_NOW, demo_clock, make_settings
+from tests.conftest import DEMO_NOW, demo_clock, demo_llm_settings, make_settings
 from tests.fakes.openai_server import OpenAIServer
 
 WEEK = last_complete_week(DEMO_NOW, DEMO_NOW.tzinfo)  # type: ignore[arg-type]
@@ -280,13 +280,7 @@ NATURAL = {
 async def llm_app(
     tmp_path: Path, demo_database: Path, openai_server: OpenAIServer
 ) -> AsyncIterator[App]:
-    settings = make_settings(
-        tmp_path,
-        DATABASE_URL=f"sqlite:///{demo_database}",
-        OPENAI_API_KEY="test",
-        OPENAI_BASE_URL=openai_server.base_url + "/v1",
-        AINEWS_LLM_MAX_RETRIES=0,
-    )
+    settings = demo_llm_settings(tmp_path, demo_database, openai_server)
     async with open_app(settings, llm=True, clock=demo_clock) as app:
         yield app
 

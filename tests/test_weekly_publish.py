@@ -12,8 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
 from bot.app import App, briefing_for
 from bot.platforms.console import ConsolePublisher
@@ -171,24 +169,14 @@ async def test_ainews_weekly_on_the_demo_data(tmp_path: Path) -> None:
     assert "Traceback" not in bad.err + future.err
 
 
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[DiscordServer]:
-    saved = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    async with DiscordServer() as server:
-        try:
-            yield server
-        finally:  # the adapter sets discord.py's process-wide endpoints: give them back
-            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
-
-
 async def test_discord_weekly_subcommand_and_thread_within_limits(
-    tmp_path: Path, demo_database: Path, discord_fake: DiscordServer
+    tmp_path: Path, demo_database: Path, discord_server: DiscordServer
 ) -> None:
     import discord
 
     from bot.render.discord import MAX_EMBEDS, MAX_TOTAL, embed_size
 
-    fake = discord_fake
+    fake = discord_server
     settings = discord_settings(tmp_path, demo_database, fake)
     async with discord_running(settings, fake) as running:
         synced = fake.command("ainews", GUILD_ID)
