@@ -69,6 +69,7 @@ from storage.search.query import (
     _rank,
     _sqlite_sql,
     _texts,
+    _token_shares,
     search,
 )
 from storage.search.terms import _CJK, parse_query_text
@@ -1334,11 +1335,13 @@ class Backend:
         if not query.text.required:
             return
         if self.postgres:  # as query.search runs it
-            sql, params = _postgres_sql(query)
+            sql, params = _postgres_sql(query, shares=_token_shares(session))
             session.execute(text("SET enable_seqscan = off"))
         else:
             sql, params = _sqlite_sql(query)
-        rows, result.sql_ms = timed(lambda: session.execute(text(sql), params).mappings().all())
+        rows, result.sql_ms = timed(
+            lambda: [dict(r) for r in session.execute(text(sql), params).mappings()]
+        )
         result.candidates = len(rows)
         nobody = sql.replace("a.body_text,", "'' AS body_text,", 1)
         _, result.sql_nobody_ms = timed(lambda: session.execute(text(nobody), params).all())

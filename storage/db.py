@@ -52,12 +52,20 @@ def create_db_engine(url: str) -> Engine:
     )
 
 
+SQLITE_MMAP_BYTES = 1 << 32
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Reads straight from the memory-mapped file instead of a read() call per page into
+    # SQLite's 2 MB page cache: a search touches a few thousand pages of a 1.5 GB database
+    # (100k articles), and took 15% less time (bench/search.py). SQLite caps the size at its
+    # build's limit (2 GB by default) and reads any further pages the usual way.
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration's revision; tests/test_migrations.py checks it against Alembic's head,
 # so a new migration without this line updated fails the tests.
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 # The advisory-lock key of schema migrations (any fixed 64-bit number; "ainews" in ASCII), the
 # same in every process of every version.
 MIGRATION_LOCK_KEY = 0x61696E657773

@@ -6,7 +6,9 @@ import functools
 import json
 import math
 import re
-from collections.abc import Sequence
+import time
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,9 +21,15 @@ from storage.models import Article
 from storage.search.terms import _CJK, ParsedText, Term, normalise, stem
 
 # Relevance is computed for the newest WINDOW matches only, and the best CANDIDATES of them
-# are ranked in Python; see `_windowed`.
-WINDOW = 2000
-CANDIDATES = 200
+# are ranked in Python; see `_windowed`. Both bound the work of a common word, and so its
+# time (bench/search.py, 100k articles, interleaved runs): on PostgreSQL, computing relevance
+# reads each document in the window (6 KB on average), and 1,000 rather than 2,000 took a
+# quarter off the p50; every candidate is then joined, fetched and ranked in Python, and 100
+# rather than 200 took a fifth off SQLite's p50 and a tenth off PostgreSQL's. For a word in a
+# third of the articles, 1,000 matches are three days of the benchmark's 1,100 articles a day
+# (a month of a team's typical 100), and 100 candidates are ten pages of results.
+WINDOW = 1000
+CANDIDATES = 100
 RECENCY_DAYS = 14.0
 RECENCY_WEIGHT = 0.5
 # SQLite bm25() column weights: title, keywords, summary, body, chars.
@@ -67,7 +75,10 @@ def search(*, session: Session, query: SearchQuery, now: datetime | None = None)
     if not query.text.required:
         return SearchPage([], 0)
     postgres = session.get_bind().dialect.name == "postgresql"
-    sql, params = (_postgres_sql if postgres else _sqlite_sql)(query)
+    if postgres:
+        sql, params = _postgres_sql(query, shares=_token_shares(session))
+    else:
+        sql, params = _sqlite_sql(query)
     statement = text(sql)
     if "since" in params:
         # Typed like the column it is compared with: SQLite stores UTC text without an offset,
@@ -78,7 +89,9 @@ def search(*, session: Session, query: SearchQuery, now: datetime | None = None)
         # No plan in `_postgres_sql` wants a sequential scan, which evaluates `@@` on every
         # document (the candidates must come from the index). Only for this statement.
         session.execute(text("SET LOCAL enable_seqscan = off"))
-    rows = session.execute(statement, params).mappings().all()
+    result = session.execute(statement, params)
+    keys = list(result.keys())
+    rows = [dict(zip(keys, row, strict=True)) for row in result]
     if postgres:
         session.execute(text("RESET enable_seqscan"))
     ranked = _rank(rows, query.text.required, now or utcnow())
@@ -208,7 +221,11 @@ def _pg_term(term: Term, index: int, params: dict[str, Any], *, indexed: bool = 
     return f"ts_match_vq({column}, {_pg_tsquery(term, index, params)})"
 
 
-def _postgres_sql(query: SearchQuery, two_steps: bool | None = None) -> tuple[str, dict[str, Any]]:
+def _postgres_sql(
+    query: SearchQuery,
+    two_steps: bool | None = None,
+    shares: Mapping[tuple[str, str], float] | None = None,
+) -> tuple[str, dict[str, Any]]:
     """PostgreSQL's GIN index knows which documents hold a token but not where, so a phrase
     (every Japanese word of three or more characters is one: データセンター is six bigrams) is
     checked by reading each candidate document, about as costly as ranking it. The planner
@@ -216,20 +233,28 @@ def _postgres_sql(query: SearchQuery, two_steps: bool | None = None) -> tuple[st
     real ones), so it read and rechecked all 37,257 to keep the newest 2,000 (1–2 s), or
     walked every article backwards for a rare phrase of common tokens (AI人材, 2.6 s).
 
-    Single tokens only: the planner's per-lexeme statistics are good, and it chooses well
-    between walking the newest articles and a bitmap scan of the index. With a phrase
-    (`two_steps`, the default then): first every article that holds all the query's tokens,
-    from the GIN index alone (exact for `&`, no document read; `article_id + 0` leaves no
-    ordered index to walk), newest first; then those are checked for the phrases and
-    exclusions one by one (LATERAL … OFFSET 0 keeps the planner from checking them all
-    before the limit), each document read once, until `WINDOW` pass. A common phrase reads
-    about 2,000 documents; a rare phrase of common tokens still reads all its candidates (the
-    known worst case). Ranking then as on SQLite."""
+    Two plans, chosen here rather than by the planner (times at 100k articles, window 2,000):
+
+    - One statement (`two_steps=False`): walk the articles newest first, testing each
+      document, until `WINDOW` match. Each test reads a whole document (TOASTed, 6 KB on
+      average), which the planner does not count, so it walks for single tokens of any
+      frequency (株価, in 26% of articles: 7,800 documents read, 45 ms). It is the better plan
+      only for a token in nearly every article (AI: 2,100 read, 20 ms), so it is used when the
+      query's tokens are that common (`shares`: from `_token_shares`; see `DENSE_SHARE`).
+    - Two steps (the default): first every article that holds all the query's tokens, from
+      the GIN index alone (exact for `&`, no document read; `article_id + 0` leaves no ordered
+      index to walk), newest first; then those are checked for the phrases and exclusions
+      one by one (LATERAL … OFFSET 0 keeps the planner from checking them all before the
+      limit), each document read once, until `WINDOW` pass. A common phrase reads about
+      `WINDOW` documents; a rare phrase of common tokens still reads all its candidates (the
+      known worst case). 株価: 27 ms.
+
+    Ranking then as on SQLite."""
     params: dict[str, Any] = {"window": WINDOW, "limit": CANDIDATES}
     joiner = " AND " if query.match_all else " OR "
     terms = list(query.text.required)
     if two_steps is None:
-        two_steps = any(len(t.tokens) > 1 for t in terms)
+        two_steps = not _walk_pays(query, shares or {})
     word_terms = [_pg_tsquery(t, i, params) for i, t in enumerate(terms) if not t.single_char]
     if word_terms:
         rank_query = " || ".join(word_terms)
@@ -280,11 +305,64 @@ def _postgres_sql(query: SearchQuery, two_steps: bool | None = None) -> tuple[st
     return _windowed(recent, relevance, f"candidates AS MATERIALIZED ({candidates})"), params
 
 
-def _rank(rows: Any, terms: tuple[Term, ...], now: datetime) -> list[tuple[dict[str, Any], float]]:
-    """Relevance from the database, boosted for recent articles and for a term in the title."""
+# A single-token query walks the newest articles (one statement) when its tokens are in at least
+# this share of them; below it, reading the GIN index's whole posting list costs less than the
+# documents a walk tests (measured at 100k articles: the two cost the same near 40% for a word;
+# `chars` is a short vector, cheap to test: 株, in 29% of articles, took 8 ms walking and 22 ms
+# from the index, while a rare character walked all 100k in 600 ms).
+DENSE_SHARE = {"document": 0.4, "chars": 0.1}
+_STATS_TTL_S = 600.0
+_stats_cache: weakref.WeakKeyDictionary[Any, tuple[float, dict[tuple[str, str], float]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _walk_pays(query: SearchQuery, shares: Mapping[tuple[str, str], float]) -> bool:
+    """Whether the newest-first walk beats the GIN candidates: single tokens only (a phrase
+    needs its positions checked either way), together in at least the `DENSE_SHARE` of their
+    columns (the stricter one when a query has both; all terms for AND, taken as independent;
+    the most common one for `ask`'s OR)."""
+    terms = query.text.required
+    if any(len(t.tokens) > 1 or t.prefix for t in terms):
+        return False
+    columns = ["chars" if t.single_char else "document" for t in terms]
+    found = [shares.get((c, t.tokens[0]), 0.0) for c, t in zip(columns, terms, strict=True)]
+    share = math.prod(found) if query.match_all else max(found)
+    return share >= max(DENSE_SHARE[c] for c in columns)
+
+
+def _token_shares(session: Session) -> dict[tuple[str, str], float]:
+    """(column, token) → share of the indexed articles that hold it, for the tokens common
+    enough to matter to `_walk_pays`: the most common elements ANALYZE keeps in `pg_stats`.
+    Cached per engine for ten minutes (statistics change only as autovacuum analyzes)."""
+    engine = session.get_bind()
+    cached = _stats_cache.get(engine)
+    if cached is not None and time.monotonic() - cached[0] < _STATS_TTL_S:
+        return cached[1]
+    rows = session.execute(
+        text(
+            "SELECT s.attname, e.lexeme, s.most_common_elem_freqs[e.n] AS share"
+            " FROM pg_stats s, unnest(s.most_common_elems::text::text[])"
+            " WITH ORDINALITY AS e(lexeme, n)"
+            " WHERE s.schemaname = current_schema() AND s.tablename = 'article_search'"
+            " AND s.attname IN ('document', 'chars')"
+            " AND s.most_common_elem_freqs[e.n] >= :share"
+        ),
+        {"share": min(DENSE_SHARE.values())},
+    ).all()
+    shares = {(row.attname, row.lexeme): float(row.share) for row in rows}
+    _stats_cache[engine] = (time.monotonic(), shares)
+    return shares
+
+
+def _rank(
+    rows: list[dict[str, Any]], terms: tuple[Term, ...], now: datetime
+) -> list[tuple[dict[str, Any], float]]:
+    """Relevance from the database, boosted for recent articles and for a term in the title.
+    Runs for every candidate (up to `CANDIDATES`), so it stays cheap: `_find` rejects most
+    titles with one substring test before any regular expression runs."""
     ranked = []
-    for row in rows:
-        data = dict(row)
+    for data in rows:
         published = ensure_utc(_as_datetime(data["published"]))
         data["published"] = published
         age_days = max(0.0, (now - published).total_seconds() / 86400)
@@ -310,7 +388,9 @@ def _contains(normal_text: str, term: Term) -> bool:
 def _find(normal_text: str, term: Term) -> int:
     """Where the term first reads in normalised text, or -1: a match of `_pattern` whose Latin
     words stem to the term's tokens (`agents` for `agent`, not `agenda`)."""
-    pattern, stems = _pattern(term)
+    pattern, stems, needle = _pattern(term)
+    if needle not in normal_text:
+        return -1
     at = 0
     while (match := pattern.search(normal_text, at)) is not None:
         if all(stem(match.group(i)) == token for i, token in stems):
@@ -324,8 +404,10 @@ _CJK_CHAR = re.compile(rf"[{_CJK}]")
 
 
 @functools.lru_cache(maxsize=256)
-def _pattern(term: Term) -> tuple[re.Pattern[str], tuple[tuple[int, str], ...]]:
-    """Where the term may read in normalised text, and the (group, stem) pairs that decide it:
+def _pattern(term: Term) -> tuple[re.Pattern[str], tuple[tuple[int, str], ...], str]:
+    """Where the term may read in normalised text, the (group, stem) pairs that decide it, and
+    a piece every match contains (the first CJK run, or the start of the first Latin word), for
+    a cheap test before the pattern runs. The pattern:
     CJK bigrams folded back into one run; between pieces any separators, none needed next to
     CJK (生成AI and 生成 AI are the same tokens, and so are GPT-4o and gpt 4o); a Latin word not
     inside a longer one (ai is not in said), starting with all but the last letter of its stem
@@ -339,6 +421,7 @@ def _pattern(term: Term) -> tuple[re.Pattern[str], tuple[tuple[int, str], ...]]:
         else:
             pieces.append(token)
     pattern = ""
+    needle = ""
     stems: list[tuple[int, str]] = []
     for i, piece in enumerate(pieces):
         latin = _CJK_CHAR.match(piece) is None
@@ -347,17 +430,17 @@ def _pattern(term: Term) -> tuple[re.Pattern[str], tuple[tuple[int, str], ...]]:
             pattern += r"[\W_]+" if latin and after_latin else r"[\W_]*"
         elif latin:
             pattern += rf"(?<!{_WORD_CHAR})"
-        if not latin:
-            pattern += re.escape(piece)
-        elif term.prefix and i == len(pieces) - 1:
-            pattern += re.escape(piece) + f"{_WORD_CHAR}*"
+        if not latin or (term.prefix and i == len(pieces) - 1):
+            literal = piece
+            pattern += re.escape(piece) + ("" if not latin else f"{_WORD_CHAR}*")
         else:
-            start = piece[:-1] if len(piece) > 2 else piece
-            pattern += f"({re.escape(start)}{_WORD_CHAR}*)"
+            literal = piece[:-1] if len(piece) > 2 else piece
+            pattern += f"({re.escape(literal)}{_WORD_CHAR}*)"
             stems.append((len(stems) + 1, piece))
+        needle = needle or literal
     if _CJK_CHAR.match(pieces[-1][-1]) is None:
         pattern += rf"(?!{_WORD_CHAR})"
-    return re.compile(pattern), tuple(stems)
+    return re.compile(pattern), tuple(stems), needle
 
 
 def _collapse(ranked: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], int]]:
