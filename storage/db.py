@@ -64,7 +64,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Reads straight from the memory-mapped file instead of a read() call per page into
     # SQLite's 2 MB page cache: a search touches a few thousand pages of a 1.5 GB database
     # (100k articles), and took 15% less time (bench/search.py). SQLite caps the size at its
-    # build's limit (2 GB by default) and reads any further pages the usual way.
+    # build's limit (2 GB by default) and reads any further pages the usual way. The mapped
+    # pages a process has read count in its RSS (268 MB rather than 128 MB after a 5,000-feed
+    # poll): they are the kernel's page cache, shared and reclaimable, not the process's own.
     cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
 
