@@ -70,6 +70,7 @@ from storage.search.query import (
     _sqlite_sql,
     _texts,
     _token_shares,
+    row_dicts,
     search,
 )
 from storage.search.terms import _CJK, parse_query_text
@@ -1339,9 +1340,7 @@ class Backend:
             session.execute(text("SET enable_seqscan = off"))
         else:
             sql, params = _sqlite_sql(query)
-        rows, result.sql_ms = timed(
-            lambda: [dict(r) for r in session.execute(text(sql), params).mappings()]
-        )
+        rows, result.sql_ms = timed(lambda: row_dicts(session.execute(text(sql), params)))
         result.candidates = len(rows)
         nobody = sql.replace("a.body_text,", "'' AS body_text,", 1)
         _, result.sql_nobody_ms = timed(lambda: session.execute(text(nobody), params).all())
